@@ -1,0 +1,3 @@
+from glyphfuse.cli import main
+
+main()

@@ -1,0 +1,176 @@
+"""Model configuration: dataclasses that round-trip through JSON, and presets by name.
+
+A :class:`ModelConfig` holds everything needed to rebuild a model and its diffusion process;
+it is what a checkpoint's ``config.json`` contains. Presets:
+
+* ``tiny``    – a few hundred thousand parameters at 32 px, for tests and CPU smoke runs
+* ``base64``  – the 64 px base model
+* ``base128`` – the 128 px base model
+* ``sr256``   – the 128 -> 256 px super-resolution model (``base128`` plus one outer level)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glyphfuse.core.errors import GlyphfuseError
+
+
+@dataclass
+class TextEncoderConfig:
+    width: int = 256
+    depth: int = 4
+    head_dim: int = 64
+    ff_mult: int = 2  # hidden width of the GLU feed-forward = ff_mult * width
+    max_length: int = 128  # tokens, counting the begin-of-text token
+    num_buckets: int = 32  # T5 relative position buckets (both directions together)
+    max_distance: int = 128  # beyond this distance all offsets share the last bucket
+    max_lines: int = 32  # line embedding table size; line_ids are clamped to max_lines - 1
+
+
+@dataclass
+class UNetConfig:
+    in_channels: int = 1  # channels the network sees (SR: image + upsampled low-res = 2x)
+    out_channels: int = 1
+    base_channels: int = 64
+    channel_mult: tuple[int, ...] = (1, 2, 3, 4)  # one entry per resolution level
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = (16, 8)  # feature-map sizes with self-attention
+    weave_resolutions: tuple[int, ...] = (32, 16, 8)  # up-path sizes with weave attention
+    head_channels: int = 32  # channels per attention head in the U-Net
+    dropout: float = 0.0
+
+
+@dataclass
+class DiffusionConfig:
+    num_timesteps: int = 1000
+    schedule: str = "cosine"  # "linear" | "cosine"
+    prediction: str = "v"  # "eps" | "v"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "base64"
+    image_size: int = 64
+    channels: int = 1  # 1 = grayscale, 3 = RGB
+    low_res_size: int | None = None  # set for super-resolution models: the conditioning size
+    low_res_noise_max: float = 0.0  # SR only: max noise-augmentation level of the low-res input
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+
+    @property
+    def is_super_resolution(self) -> bool:
+        return self.low_res_size is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        return _from_dict(cls, data, where="config")
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def _from_dict(cls, data: dict[str, Any], where: str):
+    """Build dataclass ``cls`` from a JSON dict, converting lists back to tuples and nested dicts
+    back to dataclasses. Unknown keys are an error (they usually mean a typo or a newer file)."""
+    if not isinstance(data, dict):
+        raise GlyphfuseError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise GlyphfuseError(f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__}")
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if _has_default(fields[name]) else None
+        if dataclasses.is_dataclass(default):
+            value = _from_dict(type(default), value, where=f"{where}.{name}")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def _tiny() -> ModelConfig:
+    return ModelConfig(
+        name="tiny",
+        image_size=32,
+        channels=1,
+        text=TextEncoderConfig(width=32, depth=1, head_dim=16, max_length=48, max_distance=32),
+        unet=UNetConfig(
+            base_channels=16,
+            channel_mult=(1, 2, 2),
+            num_res_blocks=1,
+            attention_resolutions=(8,),
+            weave_resolutions=(16, 8),
+            head_channels=16,
+        ),
+    )
+
+
+def _base64() -> ModelConfig:
+    return ModelConfig(name="base64", image_size=64)
+
+
+def _base128() -> ModelConfig:
+    return ModelConfig(
+        name="base128",
+        image_size=128,
+        unet=UNetConfig(channel_mult=(1, 1, 2, 3, 4)),
+    )
+
+
+def _sr256() -> ModelConfig:
+    base = _base128()
+    return ModelConfig(
+        name="sr256",
+        image_size=256,
+        channels=base.channels,
+        low_res_size=base.image_size,
+        low_res_noise_max=0.2,
+        text=base.text,
+        unet=dataclasses.replace(
+            base.unet,
+            in_channels=2 * base.channels,
+            channel_mult=(base.unet.channel_mult[0],) + base.unet.channel_mult,
+        ),
+        diffusion=base.diffusion,
+    )
+
+
+PRESETS = {"tiny": _tiny, "base64": _base64, "base128": _base128, "sr256": _sr256}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """A fresh copy of the named preset."""
+    if name not in PRESETS:
+        raise GlyphfuseError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """A preset name, or the path of a JSON file holding a ModelConfig."""
+    if str(name_or_path) in PRESETS:
+        return get_preset(str(name_or_path))
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise GlyphfuseError(f"{path}: no such config file, and not a preset name ({', '.join(PRESETS)})")
+    try:
+        return ModelConfig.from_json(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GlyphfuseError(f"{path}: not valid JSON ({exc})") from None
