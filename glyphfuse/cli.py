@@ -48,6 +48,225 @@ def _root(
 # (subcommands are added below, one block each)
 
 
+# --- synth-fonts [data helper] -----------------------------------------------------------------
+
+
+@app.command("synth-fonts")
+def synth_fonts(
+    out_dir: Path = typer.Argument(..., help="Folder to write NAME.png + NAME.txt + metadata.jsonl into (must be empty or new)."),
+    count: int = typer.Option(1000, "--count", "-n", help="Number of images."),
+    size: int = typer.Option(128, "--size", help="Image width and height in px."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files for any --workers."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
+    color: bool = typer.Option(False, "--color", help="Random RGB colours instead of grayscale."),
+    text_file: Optional[Path] = typer.Option(None, "--text-file", help="Draw transcripts from this UTF-8 file (one per line; a literal \\n is a line break) instead of random words."),
+    fonts: Optional[Path] = typer.Option(None, "--fonts", help="Folder of .ttf/.otf fonts (default: the repository's fonts/)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
+) -> None:
+    """Render synthetic training images: random text in random fonts on flat backgrounds.
+
+    Example: [bold]glyphfuse synth-fonts data/synth128 --count 100000 --size 128 --seed 0 --workers 2[/]
+    """
+    from glyphfuse.synth import synthesize
+
+    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True)
+    console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")
+
+
+# --- train-base [trainer helper] ---------------------------------------------------------------
+@app.command("train-base")
+def train_base(
+    data: Path = typer.Argument(..., help="Image folder: name.png + name.txt pairs and/or metadata.jsonl (e.g. from synth-fonts)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, base64, base128) or a ModelConfig JSON file. Default base64."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of the sampled weights (default 0.9999)."),
+    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Steps between checkpoints (default 1000; also written at the end and on Ctrl-C)."),
+    keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0, help="Step checkpoints to keep (default 3; 0 keeps all)."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", min=0, help="Steps between sample grids samples/step_N.png (default 1000; 0 = never)."),
+    sample_prompts: Optional[Path] = typer.Option(None, "--sample-prompts", help="Prompt file for the sample grids (one per line, \\n = line break). Default: examples/sample_prompts.txt's list."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the initial weights, data order and noise (default 0)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
+) -> None:
+    """Train a base model on an image folder; resumable, multi-GPU with torchrun.
+
+    Running the same command again continues from OUT/checkpoints/latest exactly (same data
+    order, LR and randomness); a resumed run keeps its saved settings (run.json) except the
+    options given again, e.g. a larger --steps. Ctrl-C / SIGTERM finish the step, write a
+    checkpoint and exit (130 / 143).
+
+    [bold]Examples[/]
+
+      glyphfuse synth-fonts data/synth --count 2000 --size 32
+
+      glyphfuse train-base data/synth --out runs/tiny --model tiny --steps 500 --batch-size 16 --lr 1e-3 --device cpu
+
+      glyphfuse train-base data/synth --out runs/base64 --model base64 --config examples/train.json
+
+      torchrun --nproc_per_node 4 -m glyphfuse train-base data/synth --out runs/base64 --batch-size 32
+
+    Then sample from the EMA weights: glyphfuse sample "hello" -o hello.png --checkpoint runs/tiny/checkpoints/step_500
+    """
+    from glyphfuse import train as trainer
+
+    overrides = {
+        "max_steps": steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "warmup_steps": warmup,
+        "ema_decay": ema_decay, "text_dropout": text_dropout, "device": device, "checkpoint_every": checkpoint_every,
+        "keep_last": keep_last, "sample_every": sample_every, "log_every": log_every, "num_workers": workers,
+        "compile": compile_model, "seed": seed,
+        "sample_prompts": trainer.load_prompt_file(sample_prompts) if sample_prompts is not None else None,
+        "progress": False if no_progress else None,
+    }
+    train_config = trainer.config_for_run(data, out, config_file=config, model=model, overrides=overrides, resume=resume)
+    if train_config.model_config().is_super_resolution:
+        raise GlyphfuseError(f"model {train_config.model_config().name!r} is a super-resolution model; train-base needs a base model (use train-sr)")
+    result = trainer.train(train_config, out, resume=resume)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+# --- sample + info [diffusion helper] ---------------------------------------------------------
+@app.command("sample")
+def sample(
+    prompt: str = typer.Argument(..., help="The text to write into the image; a literal \\n is a line break."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image (e.g. out.png). With -n N: out.png, out_1.png, ... (or one grid with --grid)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint folder (model.safetensors + config.json). Default: the packaged model, if installed."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps (any number up to the model's num_timesteps)."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddim (deterministic with --eta 0) or ddpm (ancestral)."),
+    guidance: float = typer.Option(3.0, "--guidance", "-g", help="Classifier-free guidance scale (1 = no guidance)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; image i uses seed + i. Same seed -> same images."),
+    num: int = typer.Option(1, "--num", "-n", min=1, help="Number of images to draw for the prompt."),
+    grid: bool = typer.Option(False, "--grid", help="Write the N images as one grid picture instead of N files."),
+    eta: float = typer.Option(0.0, "--eta", min=0.0, help="DDIM noise (0 = deterministic, 1 = DDPM-like)."),
+    dynamic_threshold: Optional[float] = typer.Option(None, "--dynamic-threshold", min=0.0, max=1.0, help="Imagen dynamic thresholding percentile of |x0| (e.g. 0.995) instead of clipping x0 to [-1, 1]."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+) -> None:
+    """Draw images that show PROMPT.
+
+    [bold]Examples[/]
+
+      glyphfuse sample "hello world" -o hello.png --checkpoint runs/base64/checkpoint
+
+      glyphfuse sample "the\\nwhat string" -o what.png -n 4 --grid --seed 7
+
+      glyphfuse sample "OPEN 24h" -o open.png --sampler ddpm --steps 250 --guidance 4
+    """
+    from glyphfuse import sampling
+
+    if sampler not in ("ddim", "ddpm"):
+        raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
+    model, config = sampling.load_model(checkpoint, device)
+    if config.is_super_resolution:
+        raise GlyphfuseError(f"{checkpoint}: {config.name!r} is a super-resolution model; sample needs a base model checkpoint")
+    text = sampling.parse_prompt(prompt)
+    images = sampling.generate(
+        model, config, [text] * num, steps=steps, sampler=sampler, guidance=guidance, seed=seed, eta=eta,
+        dynamic_threshold=dynamic_threshold, show_progress=True, batch_size=batch_size,
+    )
+    for path in sampling.save_images(images, out, grid=grid):
+        print(f"wrote {path} ({'grid of ' + str(num) + ' images' if grid else f'{config.image_size}x{config.image_size}'}, seed {seed}, {sampler} {steps} steps, guidance {guidance})")
+
+
+@app.command("info")
+def info(
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Describe this checkpoint folder."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset (tiny, base64, base128, sr256)."),
+) -> None:
+    """Print a model's configuration and parameter counts (all presets when no option is given).
+
+    [bold]Examples[/]
+
+      glyphfuse info
+
+      glyphfuse info --preset base64
+
+      glyphfuse info --checkpoint runs/base64/checkpoint
+    """
+    from rich.table import Table
+
+    from glyphfuse.core import checkpoint as ckpt
+    from glyphfuse.core.config import PRESETS, get_preset
+
+    if checkpoint is not None and preset is not None:
+        raise GlyphfuseError("give either --checkpoint or --preset, not both")
+    if checkpoint is not None:
+        configs = {str(checkpoint): ckpt.load_checkpoint_config(checkpoint)}
+        about = ckpt.read_checkpoint_info(checkpoint)
+    else:
+        configs = {name: get_preset(name) for name in ([preset] if preset is not None else PRESETS)}
+        about = {}
+    names = list(configs)
+    counts = {name: ckpt.parameter_counts(cfg) for name, cfg in configs.items()}
+    rows = {name: dict(ckpt.config_rows(cfg)) for name, cfg in configs.items()}
+    table = Table(title="glyphfuse model" + ("s" if len(names) > 1 else ""))
+    table.add_column("setting")
+    for name in names:
+        table.add_column(name, justify="right")
+    for key in rows[names[0]]:
+        table.add_row(key, *(rows[name].get(key, "-") for name in names))
+    table.add_section()
+    for part in counts[names[0]]:
+        table.add_row(f"parameters: {part}", *(f"{counts[name].get(part, 0):,}" for name in names))
+    for key in ("version", "created", "weights_dtype"):
+        if key in about:
+            table.add_row(f"checkpoint {key}", str(about[key]))
+    for key, value in (about.get("metadata") or {}).items():
+        table.add_row(f"metadata.{key}", str(value))
+    Console().print(table)
+
+
+# --- ocr-rank [ocr helper] --------------------------------------------------------------------
+@app.command("ocr-rank")
+def ocr_rank(
+    folder: Path = typer.Argument(..., help="Folder of images (png/jpg/webp), searched recursively."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Score every image against this text (a literal \\n is a newline) instead of each image's name.txt / metadata.jsonl transcript."),
+    top: Optional[int] = typer.Option(None, "--top", min=1, help="Show and report only the K best images (error rows are always listed)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the ranking as JSON here."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the ranking as CSV here."),
+    processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
+    case_insensitive: bool = typer.Option(False, "--case-insensitive", help="Compare case-folded text (similarity and CER)."),
+) -> None:
+    """Read every image in FOLDER with OCR, score it against its prompt and rank best first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from glyphfuse import ranking
+
+    if prompt is not None:
+        prompt = prompt.replace("\\n", "\n")
+    rows = ranking.top_rows(ranking.rank_folder(folder, prompt=prompt, processes=processes, case_insensitive=case_insensitive), top)
+    table = Table(title=f"ocr-rank {folder}")
+    for column, justify in (("#", "right"), ("file", "left"), ("OCR text", "left"), ("similarity", "right"), ("CER", "right")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        if row["error"] is None:
+            table.add_row(str(row["rank"]), escape(row["file"]), escape(ranking.display_text(row["ocr"])), f"{row['similarity']:.3f}", f"{row['cer']:.3f}")
+        else:
+            table.add_row("-", escape(row["file"]), f"[red]error: {escape(row['error'])}[/]", "-", "-")
+    Console().print(table)
+    stats = ranking.summary(rows)
+    if stats["n"]:
+        print(f"{stats['n']} images scored, {stats['errors']} errors: mean CER {stats['cer']:.3f}, exact {stats['exact']:.3f}, exact_ci {stats['exact_ci']:.3f}")
+    else:
+        print(f"no image could be scored ({stats['errors']} errors)")
+    if json_out is not None:
+        ranking.write_report(json_out, ranking.report_json(rows, prompt))
+    if csv_out is not None:
+        ranking.write_report(csv_out, ranking.report_csv(rows))
+
+
 def main() -> None:
     """Console-script entry point: user-facing errors become one line and exit status 1."""
     try:

@@ -124,14 +124,16 @@ def _tiny() -> ModelConfig:
 
 
 def _base64() -> ModelConfig:
-    return ModelConfig(name="base64", image_size=64)
+    # about 23M parameters: U-Net 64-128-128-192 channels at 64/32/16/8 px, text encoder 2.8M
+    return ModelConfig(name="base64", image_size=64, unet=UNetConfig(channel_mult=(1, 2, 2, 3)))
 
 
 def _base128() -> ModelConfig:
     return ModelConfig(
         name="base128",
         image_size=128,
-        unet=UNetConfig(channel_mult=(1, 1, 2, 3, 4)),
+        # base64's levels plus one outer 128 px level (about 24M parameters)
+        unet=UNetConfig(channel_mult=(1, 1, 2, 2, 3)),
     )
 
 

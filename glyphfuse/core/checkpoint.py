@@ -1,0 +1,309 @@
+"""Checkpoint I/O: a checkpoint is a folder holding
+
+* ``model.safetensors`` – the model weights (fp32, or fp16/bf16 when saved that way), and
+* ``config.json``      – ``{"model": <ModelConfig dict>, "glyphfuse": {"version", "created",
+  "weights_dtype", "metadata": {...}}}``: everything needed to rebuild the exact model.
+
+Weights are only ever stored as safetensors and metadata as JSON (never pickle). Every file is
+written atomically: a whole checkpoint is written into a temporary sibling folder and renamed
+into place, so a crash never leaves a half-written checkpoint under the real name. Loading
+checks everything it can and raises a one-line :class:`GlyphfuseError` naming the file and the
+first offending tensors when something does not fit.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.errors import GlyphfuseError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = 1
+STORAGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic file writing (shared with the trainer)
+# ---------------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # e.g. Windows: directories cannot be opened
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync it, then os.replace it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented UTF-8 JSON, atomically."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def _storable(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU copies (safetensors refuses tensors that share memory);
+    floating-point tensors are cast to ``dtype`` when given."""
+    out = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach()
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        out[name] = tensor.to("cpu", copy=True).contiguous()
+    return out
+
+
+def save_safetensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
+    """Save a name -> tensor dict as safetensors, atomically. ``metadata`` values must be strings."""
+    from safetensors.torch import save
+
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    write_bytes_atomic(path, save(_storable(tensors), metadata=meta or None))
+
+
+def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load a safetensors file; a missing, truncated or corrupt file is a GlyphfuseError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise GlyphfuseError(f"{path}: file is missing")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise GlyphfuseError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    return (path / CONFIG_NAME).exists() or (path / WEIGHTS_NAME).exists() or not any(path.iterdir())
+
+
+def _storage_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in STORAGE_DTYPES:
+        raise GlyphfuseError(f"unknown weight dtype {dtype!r}; choose one of: float32, float16, bfloat16")
+    return STORAGE_DTYPES[dtype]
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    config: ModelConfig,
+    metadata: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> Path:
+    """Write ``model`` + ``config`` as a checkpoint folder at ``path``, atomically.
+
+    The folder is assembled as ``path.tmp-XXXX`` next to ``path`` and renamed into place; an
+    existing checkpoint at ``path`` is replaced only once the new one is complete. A folder at
+    ``path`` that does not look like a checkpoint is never deleted (GlyphfuseError instead).
+
+    metadata: JSON-serialisable dict stored under config.json's "glyphfuse" section.
+    extra_files: additional files (name -> bytes) written into the folder (e.g. trainer state).
+    dtype: store floating-point weights as "float16"/"bfloat16" to halve the file (loaded back as fp32).
+    """
+    from safetensors.torch import save
+
+    path = Path(path)
+    storage = _storage_dtype(dtype)
+    if path.exists() and not path.is_dir():
+        raise GlyphfuseError(f"{path}: exists and is not a folder; cannot write a checkpoint there")
+    if path.is_dir() and not _looks_like_checkpoint(path):
+        raise GlyphfuseError(f"{path}: folder exists and is not a glyphfuse checkpoint; refusing to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    from glyphfuse import __version__
+
+    state = _storable(model.state_dict(), storage)
+    weights_dtype = str(storage or torch.float32).replace("torch.", "")
+    header = {
+        "model": config.to_dict(),
+        "glyphfuse": {
+            "format": FORMAT_VERSION,
+            "version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "weights_dtype": weights_dtype,
+            "metadata": dict(metadata or {}),
+        },
+    }
+    try:
+        config_bytes = (json.dumps(header, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    except TypeError as exc:
+        raise GlyphfuseError(f"{path}: checkpoint metadata is not JSON-serialisable ({exc})") from None
+
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
+    old: Path | None = None
+    try:
+        files = {WEIGHTS_NAME: save(state, metadata={"format": "pt", "glyphfuse_version": __version__}), CONFIG_NAME: config_bytes}
+        for name, data in (extra_files or {}).items():
+            if Path(name).name != name or name in files:
+                raise GlyphfuseError(f"{path}: invalid extra checkpoint file name {name!r}")
+            files[name] = data
+        for name, data in files.items():
+            with open(tmp / name, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        _fsync_dir(tmp)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.old-"))
+            old.rmdir()
+            os.replace(path, old)  # move the previous checkpoint aside ...
+        os.replace(tmp, path)  # ... and put the complete new one in its place
+        _fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not path.exists():
+            os.replace(old, path)  # roll back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise GlyphfuseError(f"{path}: checkpoint folder does not exist")
+    if not path.is_dir():
+        raise GlyphfuseError(f"{path}: a checkpoint is a folder (with {WEIGHTS_NAME} and {CONFIG_NAME}), not a file")
+    config_path = path / CONFIG_NAME
+    if not config_path.is_file():
+        raise GlyphfuseError(f"{config_path}: file is missing; {path} is not a complete glyphfuse checkpoint")
+    try:
+        header = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GlyphfuseError(f"{config_path}: not valid JSON ({exc})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("model"), dict):
+        raise GlyphfuseError(f"{config_path}: expected a JSON object with a \"model\" section")
+    return header
+
+
+def load_checkpoint_config(path: str | Path) -> ModelConfig:
+    """The ModelConfig stored in a checkpoint folder."""
+    path = Path(path)
+    header = _read_header(path)
+    try:
+        return ModelConfig.from_dict(header["model"])
+    except GlyphfuseError as exc:
+        raise GlyphfuseError(f"{path / CONFIG_NAME}: {exc}") from None
+    except TypeError as exc:
+        raise GlyphfuseError(f"{path / CONFIG_NAME}: invalid model config ({exc})") from None
+
+
+def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """The "glyphfuse" section of a checkpoint's config.json (version, created, metadata ...)."""
+    return dict(_read_header(Path(path)).get("glyphfuse") or {})
+
+
+def _first(names, limit: int = 3) -> str:
+    names = sorted(names)
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], where: str) -> None:
+    """GlyphfuseError naming the first missing / unexpected / wrong-shape tensors, if any."""
+    missing = set(expected) - set(found)
+    unexpected = set(found) - set(expected)
+    wrong = [f"{n} {tuple(found[n].shape)} vs {tuple(expected[n].shape)}" for n in sorted(set(expected) & set(found)) if found[n].shape != expected[n].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensor(s): {_first(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s): {_first(unexpected)}")
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatch(es) (file vs config): {'; '.join(wrong[:3])}" + (" ..." if len(wrong) > 3 else ""))
+    if problems:
+        raise GlyphfuseError(f"{where}: weights do not match the model config: " + "; ".join(problems))
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild the exact model stored at ``path``: returns (GlyphModel in eval mode, ModelConfig).
+    Weights stored in fp16/bf16 are loaded back into the model's fp32 parameters."""
+    from glyphfuse.core.model import GlyphModel
+
+    path = Path(path)
+    config = load_checkpoint_config(path)
+    weights_path = path / WEIGHTS_NAME
+    if not weights_path.is_file():
+        raise GlyphfuseError(f"{weights_path}: file is missing; {path} is not a complete glyphfuse checkpoint")
+    tensors = load_safetensors(weights_path)
+    try:
+        model = GlyphModel(config)
+    except GlyphfuseError as exc:
+        raise GlyphfuseError(f"{path / CONFIG_NAME}: {exc}") from None
+    expected = model.state_dict()
+    check_state_dict(expected, tensors, str(weights_path))
+    state = {name: tensors[name].to(expected[name].dtype) for name in expected}
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), config
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries (used by `glyphfuse info`)
+# ---------------------------------------------------------------------------------------------
+
+
+def parameter_counts(config: ModelConfig) -> dict[str, int]:
+    """Parameter counts of the model a config describes (built on the meta device: no memory)."""
+    from glyphfuse.core.model import GlyphModel, count_parameters
+
+    try:
+        with torch.device("meta"):
+            model = GlyphModel(config)
+    except Exception:  # a module that cannot be built on "meta": fall back to the CPU
+        model = GlyphModel(config)
+    return count_parameters(model)
+
+
+def config_rows(config: ModelConfig) -> list[tuple[str, str]]:
+    """Flattened (key, value) rows of a config, e.g. ("unet.base_channels", "64")."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, sub)
+        else:
+            rows.append((prefix, "-" if value is None else str(tuple(value) if isinstance(value, list) else value)))
+
+    walk("", config.to_dict())
+    return rows

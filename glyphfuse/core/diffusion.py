@@ -1,0 +1,350 @@
+"""Gaussian diffusion: every piece of schedule math in glyphfuse lives in this file.
+
+Notation (Ho et al. 2020; Nichol & Dhariwal 2021):
+
+* ``beta_t``   noise added at step t; ``alpha_t = 1 - beta_t``; ``abar_t = prod_{s<=t} alpha_s``
+* forward process   ``x_t = sqrt(abar_t) * x0 + sqrt(1 - abar_t) * eps``,  eps ~ N(0, I)
+* the network predicts ``eps`` or ``v = sqrt(abar_t) * eps - sqrt(1 - abar_t) * x0``
+  (Salimans & Ho 2022); both convert back to ``(x0, eps)`` exactly.
+
+Schedule buffers are computed once in float64 on the CPU and cast to the working dtype and
+device only when gathered for a batch. Timesteps are integer indices into the buffers; the
+network is always given the ORIGINAL timestep (0..num_timesteps-1, as float) even when sampling
+with fewer steps: :meth:`GaussianDiffusion.respace` builds a shorter chain over an evenly spaced
+subset of the original timesteps and keeps ``timestep_map`` from its indices to the originals.
+
+Sampling: DDPM ancestral sampling (posterior variance, "fixed small") and DDIM (``eta`` = 0 is
+deterministic, ``eta`` = 1 has the DDPM variance), any number of steps. The predicted x0 is
+clipped to [-1, 1] (static) or dynamically thresholded (Imagen) before each update.
+All randomness comes from the ``generator`` argument: one ``torch.Generator`` for the whole
+batch, or a list with one generator per sample (so a sample does not depend on its batch).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from glyphfuse.core.config import DiffusionConfig
+from glyphfuse.core.errors import GlyphfuseError
+
+# model_fn(x_t (B, C, H, W), timesteps (B,) float in the original 0..T-1 scale) -> output (B, C, H, W)
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+SCHEDULES = ("linear", "cosine")
+PREDICTIONS = ("eps", "v")
+SAMPLERS = ("ddim", "ddpm")
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules
+# ---------------------------------------------------------------------------------------------
+
+
+def linear_betas(num_timesteps: int) -> np.ndarray:
+    """Ho et al.'s linear schedule (1e-4 .. 0.02 at T=1000), rescaled so any T gives a similar
+    total amount of noise (improved-diffusion's convention)."""
+    scale = 1000.0 / num_timesteps
+    return np.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=np.float64)
+
+
+def cosine_betas(num_timesteps: int, offset: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """Nichol & Dhariwal's cosine schedule: abar(t) = f(t)/f(0), f(t) = cos((t/T + s)/(1 + s) * pi/2)^2,
+    betas = 1 - abar(t+1)/abar(t) clipped at ``max_beta`` (avoids a singularity at t = T)."""
+
+    def f(t: np.ndarray) -> np.ndarray:
+        return np.cos((t / num_timesteps + offset) / (1 + offset) * math.pi / 2) ** 2
+
+    steps = np.arange(num_timesteps, dtype=np.float64)
+    betas = 1.0 - f(steps + 1) / f(steps)
+    return np.minimum(betas, max_beta)
+
+
+def make_betas(schedule: str, num_timesteps: int) -> np.ndarray:
+    if num_timesteps < 1:
+        raise GlyphfuseError(f"diffusion num_timesteps must be >= 1, got {num_timesteps}")
+    if schedule == "linear":
+        return linear_betas(num_timesteps)
+    if schedule == "cosine":
+        return cosine_betas(num_timesteps)
+    raise GlyphfuseError(f"unknown noise schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+
+
+def space_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """``steps`` evenly spaced timesteps out of 0..num_timesteps-1, always including the last one
+    (sampling starts from pure noise) and, for steps >= 2, the first."""
+    if not 1 <= steps <= num_timesteps:
+        raise GlyphfuseError(f"sampling steps must be between 1 and {num_timesteps} (the model's num_timesteps), got {steps}")
+    if steps == 1:
+        return [num_timesteps - 1]
+    # Spacing (T-1)/(steps-1) >= 1, so the rounded values are distinct.
+    return [int(t) for t in np.round(np.linspace(0, num_timesteps - 1, steps))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance: uncond + scale * (cond - uncond). scale 1 = conditional output."""
+    if scale == 1.0:
+        return cond_out
+    return uncond_out + scale * (cond_out - uncond_out)
+
+
+def dynamic_threshold(x0: torch.Tensor, percentile: float) -> torch.Tensor:
+    """Imagen's dynamic thresholding: per sample, s = max(1, the ``percentile`` quantile of |x0|);
+    clip x0 to [-s, s] and divide by s. Result lies in [-1, 1]."""
+    if not 0.0 < percentile <= 1.0:
+        raise GlyphfuseError(f"dynamic threshold percentile must be in (0, 1], got {percentile}")
+    flat = x0.detach().abs().reshape(x0.shape[0], -1).float()  # (B, C*H*W)
+    s = torch.quantile(flat, percentile, dim=1).clamp(min=1.0).to(x0.dtype)  # (B,)
+    s = s.view(-1, *([1] * (x0.ndim - 1)))
+    return torch.maximum(torch.minimum(x0, s), -s) / s
+
+
+def _as_generator_list(generator, batch: int) -> list[torch.Generator] | None:
+    if generator is None or isinstance(generator, torch.Generator):
+        return None
+    generators = list(generator)
+    if len(generators) != batch:
+        raise ValueError(f"got {len(generators)} generators for a batch of {batch}")
+    return generators
+
+
+def randn(shape: Sequence[int], generator=None, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
+    """Standard normal noise of ``shape`` drawn from ``generator`` (one, or a list with one per
+    sample along dim 0). Noise is drawn on the generator's device and then moved, so a CPU
+    generator gives the same numbers whatever device the model runs on."""
+    shape = tuple(shape)
+    generators = _as_generator_list(generator, shape[0])
+    if generators is None:
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        noise = torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32)
+    else:
+        noise = torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=torch.float32) for g in generators])
+    return noise.to(device=device, dtype=dtype)
+
+
+def _randint(high: int, batch: int, generator=None) -> torch.Tensor:
+    generators = _as_generator_list(generator, batch)
+    if generators is None:
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        return torch.randint(0, high, (batch,), generator=generator, device=gen_device)
+    return torch.cat([torch.randint(0, high, (1,), generator=g, device=g.device).cpu() for g in generators])
+
+
+# ---------------------------------------------------------------------------------------------
+# The diffusion process
+# ---------------------------------------------------------------------------------------------
+
+
+class GaussianDiffusion:
+    """Forward process, training loss and samplers for one noise schedule.
+
+    Built from a :class:`DiffusionConfig`; ``alphas_cumprod``/``timestep_map`` are given only by
+    :meth:`respace`, which returns the same kind of object over a subset of the timesteps.
+    """
+
+    def __init__(self, config: DiffusionConfig, *, alphas_cumprod: np.ndarray | None = None, timestep_map: Sequence[int] | None = None):
+        if config.prediction not in PREDICTIONS:
+            raise GlyphfuseError(f"unknown prediction target {config.prediction!r}; choose one of: {', '.join(PREDICTIONS)}")
+        self.config = config
+        self.prediction = config.prediction
+        if alphas_cumprod is None:
+            betas = make_betas(config.schedule, config.num_timesteps)
+            abar = np.cumprod(1.0 - betas)
+            abar_prev = np.append(1.0, abar[:-1])
+        else:  # a respaced chain: abar kept exactly, so its marginals equal the original ones
+            abar = np.asarray(alphas_cumprod, dtype=np.float64)
+            abar_prev = np.append(1.0, abar[:-1])
+            betas = 1.0 - abar / abar_prev
+        alphas = 1.0 - betas
+        if abar.ndim != 1 or not (np.all(betas > 0) and np.all(betas <= 1)):
+            raise ValueError("alphas_cumprod must be a strictly decreasing 1-D array in [0, 1)")
+        self.num_steps = len(abar)
+        self.timestep_map = torch.as_tensor(
+            list(range(self.num_steps)) if timestep_map is None else list(timestep_map), dtype=torch.long
+        )
+
+        # q(x_{t-1} | x_t, x0) = N(coef1 * x0 + coef2 * x_t, posterior_variance)
+        posterior_variance = betas * (1.0 - abar_prev) / (1.0 - abar)
+        # float64 (T,) buffers on the CPU; see _gather.
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+        self.betas = as_t(betas)
+        self.alphas_cumprod = as_t(abar)
+        self.alphas_cumprod_prev = as_t(abar_prev)
+        self.sqrt_alphas_cumprod = as_t(np.sqrt(abar))
+        self.sqrt_one_minus_alphas_cumprod = as_t(np.sqrt(1.0 - abar))
+        self.posterior_variance = as_t(posterior_variance)
+        # log variance with the t=0 value (exactly 0) replaced by the t=1 one, as is customary
+        self.posterior_log_variance_clipped = as_t(np.log(np.append(posterior_variance[1], posterior_variance[1:])) if self.num_steps > 1 else np.array([-np.inf]))
+        self.posterior_mean_coef1 = as_t(betas * np.sqrt(abar_prev) / (1.0 - abar))
+        self.posterior_mean_coef2 = as_t((1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar))
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"GaussianDiffusion(schedule={self.config.schedule!r}, prediction={self.prediction!r}, steps={self.num_steps})"
+
+    def respace(self, steps: int) -> "GaussianDiffusion":
+        """The same process restricted to ``steps`` evenly spaced timesteps. Betas are recomputed
+        from the kept alphas_cumprod, so the shorter chain has exactly the same marginals q(x_t|x0)
+        at the kept timesteps."""
+        if steps == self.num_steps:
+            return self
+        use = space_timesteps(self.num_steps, steps)
+        abar = self.alphas_cumprod.numpy()[use]  # betas of the new chain: 1 - abar_i / abar_{i-1}
+        return GaussianDiffusion(self.config, alphas_cumprod=abar, timestep_map=self.timestep_map[use].tolist())
+
+    def model_timesteps(self, t: torch.Tensor) -> torch.Tensor:
+        """Chain indices (B,) long -> the original timesteps the network expects, (B,) float."""
+        return self.timestep_map[t.cpu()].to(device=t.device, dtype=torch.float32)
+
+    @staticmethod
+    def _gather(buffer: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """buffer[t] as (B, 1, 1, ...) in like's dtype/device (indexing happens in float64 on CPU)."""
+        values = buffer[t.detach().cpu().long()]
+        return values.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+    # -- forward process ----------------------------------------------------------------------
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Sample x_t ~ q(x_t | x0): sqrt(abar_t) x0 + sqrt(1 - abar_t) noise.  x0, noise: (B, ...); t: (B,) long."""
+        return self._gather(self.sqrt_alphas_cumprod, t, x0) * x0 + self._gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+
+    def q_posterior_mean_variance(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
+        """Mean, variance and (clipped) log variance of q(x_{t-1} | x_t, x0)."""
+        mean = self._gather(self.posterior_mean_coef1, t, x_t) * x0 + self._gather(self.posterior_mean_coef2, t, x_t) * x_t
+        variance = self._gather(self.posterior_variance, t, x_t)
+        log_variance = self._gather(self.posterior_log_variance_clipped, t, x_t)
+        return mean, variance, log_variance
+
+    # -- prediction targets -------------------------------------------------------------------
+
+    def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the network should output for x_t = q_sample(x0, t, noise): eps, or v."""
+        if self.prediction == "eps":
+            return noise
+        return self._gather(self.sqrt_alphas_cumprod, t, x0) * noise - self._gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+
+    def predict_x0_and_eps(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network output -> (x0, eps) implied by it at x_t (exact inverse of training_target)."""
+        a = self._gather(self.sqrt_alphas_cumprod, t, x_t)
+        b = self._gather(self.sqrt_one_minus_alphas_cumprod, t, x_t)
+        if self.prediction == "eps":
+            eps = output
+            x0 = (x_t - b * eps) / a
+        else:  # v = a*eps - b*x0 and x_t = a*x0 + b*eps  =>  x0 = a*x_t - b*v, eps = b*x_t + a*v
+            x0 = a * x_t - b * output
+            eps = b * x_t + a * output
+        return x0, eps
+
+    def eps_from_x0(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = self._gather(self.sqrt_alphas_cumprod, t, x_t)
+        b = self._gather(self.sqrt_one_minus_alphas_cumprod, t, x_t)
+        return (x_t - a * x0) / b
+
+    # -- training -----------------------------------------------------------------------------
+
+    def sample_timesteps(self, batch: int, generator=None, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Timesteps (B,) long, uniform over 0..T-1."""
+        return _randint(self.num_steps, batch, generator).to(device)
+
+    def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, t: torch.Tensor | None = None, noise: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+        """Per-sample MSE between the network output and its target (eps or v), shape (B,).
+        ``t`` (uniform) and ``noise`` are drawn from ``generator`` when not given."""
+        batch = x0.shape[0]
+        if t is None:
+            t = self.sample_timesteps(batch, generator, x0.device)
+        if noise is None:
+            noise = randn(x0.shape, generator, x0.device, x0.dtype)
+        x_t = self.q_sample(x0, t, noise)
+        output = model_fn(x_t, self.model_timesteps(t))
+        target = self.training_target(x0, noise, t)
+        return (output.float() - target.float()).pow(2).reshape(batch, -1).mean(dim=1)
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def _denoise(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, clip: bool, threshold: float | None):
+        """Run the network at chain index t and return the processed (x0, eps)."""
+        output = model_fn(x, self.model_timesteps(t)).to(x.dtype)
+        x0, eps = self.predict_x0_and_eps(output, x, t)
+        if threshold is not None:
+            x0 = dynamic_threshold(x0, threshold)
+        elif clip:
+            x0 = x0.clamp(-1.0, 1.0)
+        if threshold is not None or clip:
+            eps = self.eps_from_x0(x0, x, t)  # keep eps consistent with the clipped x0
+        return x0, eps
+
+    def ddpm_step(self, model_fn: ModelFn, x: torch.Tensor, index: int, noise: torch.Tensor | None, *, clip: bool = True, threshold: float | None = None) -> torch.Tensor:
+        """One ancestral step x_t -> x_{t-1} at chain index ``index``: the posterior mean given the
+        predicted x0, plus sqrt(posterior variance) * noise (no noise at the last step, or when
+        ``noise`` is None: the "mean path")."""
+        t = torch.full((x.shape[0],), index, dtype=torch.long, device=x.device)
+        x0, _ = self._denoise(model_fn, x, t, clip, threshold)
+        mean, variance, _ = self.q_posterior_mean_variance(x0, x, t)
+        if index == 0 or noise is None:
+            return mean
+        return mean + variance.sqrt() * noise
+
+    def ddim_step(self, model_fn: ModelFn, x: torch.Tensor, index: int, noise: torch.Tensor | None, *, eta: float = 0.0, clip: bool = True, threshold: float | None = None) -> torch.Tensor:
+        """One DDIM step (Song et al. 2021, eq. 12) at chain index ``index``:
+        x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps + sigma * noise,
+        sigma = eta * sqrt((1 - abar_prev)/(1 - abar_t)) * sqrt(1 - abar_t/abar_prev)."""
+        t = torch.full((x.shape[0],), index, dtype=torch.long, device=x.device)
+        x0, eps = self._denoise(model_fn, x, t, clip, threshold)
+        abar = float(self.alphas_cumprod[index])
+        abar_prev = float(self.alphas_cumprod_prev[index])
+        sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar)) * math.sqrt(max(0.0, 1 - abar / abar_prev))
+        x_prev = math.sqrt(abar_prev) * x0 + math.sqrt(max(0.0, 1 - abar_prev - sigma**2)) * eps
+        if sigma > 0 and noise is not None:
+            x_prev = x_prev + sigma * noise
+        return x_prev
+
+    @torch.no_grad()
+    def sample(
+        self,
+        model_fn: ModelFn,
+        shape: Sequence[int],
+        *,
+        steps: int | None = None,
+        sampler: str = "ddim",
+        eta: float = 0.0,
+        generator=None,
+        dynamic_threshold: float | None = None,
+        clip: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+        device: torch.device | str = "cpu",
+        initial_noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Draw samples (B, C, H, W) in [-1, 1] by running ``steps`` denoising steps from noise.
+
+        sampler: "ddim" (``eta`` = 0 deterministic given the starting noise) or "ddpm" (ancestral).
+        generator: a torch.Generator or one per sample (dim 0); the only source of randomness.
+        dynamic_threshold: Imagen percentile (e.g. 0.995) instead of static clipping of x0.
+        progress: called as progress(steps_done, steps_total) after every step.
+        """
+        if sampler not in SAMPLERS:
+            raise GlyphfuseError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+        if eta < 0:
+            raise GlyphfuseError(f"eta must be >= 0, got {eta}")
+        chain = self.respace(steps or self.num_steps)
+        shape = tuple(shape)
+        x = initial_noise.to(device=device, dtype=torch.float32) if initial_noise is not None else randn(shape, generator, device)
+        total = chain.num_steps
+        for done, index in enumerate(reversed(range(total)), start=1):
+            stochastic = index > 0 and (sampler == "ddpm" or eta > 0)
+            noise = randn(shape, generator, device) if stochastic else None
+            if sampler == "ddpm":
+                x = chain.ddpm_step(model_fn, x, index, noise, clip=clip, threshold=dynamic_threshold)
+            else:
+                x = chain.ddim_step(model_fn, x, index, noise, eta=eta, clip=clip, threshold=dynamic_threshold)
+            if progress is not None:
+                progress(done, total)
+        return x.clamp(-1.0, 1.0)

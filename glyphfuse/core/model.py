@@ -1,0 +1,101 @@
+"""GlyphModel: the text-conditioned denoiser (timestep embedding + text encoder + U-Net).
+
+One forward pass::
+
+    emb  = time_embed(sinusoid(t))  [+ low_res_noise_embed(sinusoid(noise_level * 1000)) for SR]
+    text = text_encoder(tokens, line ids, mask, emb)        # (B, L, W_text), once per forward
+    out  = unet(x_t [| upsampled low_res], emb, text, mask)  # text stream evolves in the weave layers
+
+Each row of the batch is computed independently of the others: all masks are batch-major and
+padding keys get exactly zero attention, so a prompt's output does not depend on its batch
+neighbours nor on how much padding it received (tested in tests/test_model.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.layers import timestep_embedding
+from glyphfuse.core.text_encoder import TextEncoder
+from glyphfuse.core.tokenizer import TextBatch
+from glyphfuse.core.unet import UNet
+
+
+def _check_config(config: ModelConfig) -> None:
+    unet = config.unet
+    expected_in = 2 * config.channels if config.is_super_resolution else config.channels
+    if unet.in_channels != expected_in:
+        kind = "super-resolution" if config.is_super_resolution else "base"
+        raise GlyphfuseError(
+            f"model config {config.name!r}: unet.in_channels is {unet.in_channels}, a {kind} model with "
+            f"{config.channels} image channel(s) needs {expected_in}"
+        )
+    factor = 2 ** (len(unet.channel_mult) - 1)
+    if config.image_size % factor:
+        raise GlyphfuseError(
+            f"model config {config.name!r}: image_size {config.image_size} is not divisible by {factor} "
+            f"(2 ** (levels - 1) for channel_mult {tuple(unet.channel_mult)})"
+        )
+
+
+class GlyphModel(nn.Module):
+    """Predicts eps or v (per the diffusion config) for noisy images given a TextBatch."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        _check_config(config)
+        self.config = config
+        base = config.unet.base_channels
+        self.time_embed_dim = 4 * base
+        self.time_embed = nn.Sequential(nn.Linear(base, self.time_embed_dim), nn.SiLU(), nn.Linear(self.time_embed_dim, self.time_embed_dim))
+        self.low_res_noise_embed = None
+        if config.is_super_resolution:
+            self.low_res_noise_embed = nn.Sequential(
+                nn.Linear(base, self.time_embed_dim), nn.SiLU(), nn.Linear(self.time_embed_dim, self.time_embed_dim)
+            )
+        self.text_encoder = TextEncoder(config.text, self.time_embed_dim)
+        self.unet = UNet(config.unet, config.image_size, config.text.width, self.time_embed_dim)
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        timesteps: torch.Tensor,
+        text: TextBatch,
+        low_res: torch.Tensor | None = None,
+        low_res_noise_level: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # x_t: (B, C, H, W); timesteps: (B,) float in 0..num_timesteps-1 -> (B, out_channels, H, W)
+        B = x_t.shape[0]
+        if len(text) != B:
+            raise ValueError(f"batch of {B} images but {len(text)} prompts")
+        base = self.config.unet.base_channels
+        emb = self.time_embed(timestep_embedding(timesteps.to(x_t.device).expand(B), base))  # (B, E)
+
+        if self.config.is_super_resolution:
+            if low_res is None:
+                raise GlyphfuseError(f"model {self.config.name!r} is a super-resolution model and needs a low_res image")
+            up = F.interpolate(low_res.to(x_t.dtype), size=x_t.shape[-2:], mode="bilinear", align_corners=False)
+            x_t = torch.cat([x_t, up], dim=1)  # (B, 2C, H, W)
+            if low_res_noise_level is None:
+                low_res_noise_level = torch.zeros(B, device=x_t.device)
+            emb = emb + self.low_res_noise_embed(timestep_embedding(low_res_noise_level.to(x_t.device).expand(B) * 1000.0, base))
+        elif low_res is not None:
+            raise ValueError(f"model {self.config.name!r} is not a super-resolution model; low_res must be None")
+
+        text = text.to(x_t.device)
+        text_features = self.text_encoder(text.token_ids, text.line_ids, text.mask, emb)  # (B, L, W_text)
+        return self.unet(x_t, emb, text_features, text.mask)
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Parameter counts by top-level part, plus "total"."""
+    counts: dict[str, int] = {}
+    for name, child in model.named_children():
+        if child is not None:
+            counts[name] = sum(p.numel() for p in child.parameters())
+    counts["total"] = sum(p.numel() for p in model.parameters())
+    return counts

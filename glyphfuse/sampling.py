@@ -1,0 +1,199 @@
+"""Sampling: turn prompts into images with a trained model.
+
+    from glyphfuse.sampling import load_model, generate, save_images
+    model, config = load_model("runs/base64/checkpoint")
+    images = generate(model, config, ["hello\\nworld"], steps=50, guidance=3.0, seed=0)  # (1, C, H, W)
+    save_images(images, "hello.png")
+
+Every prompt gets its own noise generator seeded ``seed + index``, so the same seed gives the
+same image and a prompt's image does not depend on the other prompts in its batch. With
+classifier-free guidance (scale != 1) the conditional and the null ("unconditional") inputs go
+through the network in one batched forward pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.errors import GlyphfuseError
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+NO_DEFAULT_MODEL = "no default model is installed yet; pass --checkpoint DIR (train one with glyphfuse train-base)"
+
+
+def default_checkpoint_dir() -> Path:
+    """The checkpoint shipped with the package (glyphfuse/default_model/), if there is one."""
+    if (DEFAULT_MODEL_DIR / "config.json").is_file() and (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+        return DEFAULT_MODEL_DIR
+    raise GlyphfuseError(NO_DEFAULT_MODEL)
+
+
+def load_model(checkpoint_dir: str | Path | None = None, device: str | torch.device = "auto"):
+    """(model in eval mode on ``device``, ModelConfig) from a checkpoint folder; ``None`` means
+    the packaged default model."""
+    from glyphfuse.core.checkpoint import load_checkpoint
+    from glyphfuse.core.device import resolve_device
+
+    path = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
+    return load_checkpoint(path, device=resolve_device(device))
+
+
+def parse_prompt(cli_text: str) -> str:
+    """Command-line prompt -> text: the two characters backslash + n become a line break."""
+    return cli_text.replace("\\n", "\n")
+
+
+def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, low_res: torch.Tensor | None = None, autocast: torch.dtype | None = None) -> Callable:
+    """Wrap ``model`` as the diffusion's ``model_fn(x_t, t)`` for fixed prompts.
+
+    text: TextBatch for the B prompts; null_text: TextBatch of B null inputs (needed when
+    guidance != 1). The guided output is uncond + guidance * (cond - uncond), computed from one
+    forward pass over the 2B-row batch [cond; uncond].
+    """
+    from glyphfuse.core.diffusion import apply_guidance
+    from glyphfuse.core.tokenizer import TextBatch
+
+    guided = guidance != 1.0
+    if guided:
+        if null_text is None:
+            raise ValueError("guidance != 1 needs null_text")
+        both_text = TextBatch.cat([text, null_text])
+        both_low_res = torch.cat([low_res, low_res]) if low_res is not None else None
+
+    def run(x, t, txt, lr):
+        if autocast is not None:
+            with torch.autocast(x.device.type, dtype=autocast):
+                return model(x, t, txt, low_res=lr).float()
+        return model(x, t, txt, low_res=lr).float()
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not guided:
+            return run(x_t, t, text, low_res)
+        out = run(torch.cat([x_t, x_t]), torch.cat([t, t]), both_text, both_low_res)  # (2B, C, H, W)
+        cond, uncond = out.chunk(2)
+        return apply_guidance(cond, uncond, guidance)
+
+    return model_fn
+
+
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    config: ModelConfig,
+    prompts: Sequence[str],
+    *,
+    steps: int = 50,
+    sampler: str = "ddim",
+    guidance: float = 3.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    eta: float = 0.0,
+    dynamic_threshold: float | None = None,
+    low_res: torch.Tensor | None = None,
+    show_progress: bool = False,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """Images (B, C, H, W) in [-1, 1] for ``prompts`` (newline = line break).
+
+    prompt i draws all its noise from a generator seeded ``seed + i``; prompts are run in chunks
+    of ``batch_size`` (each chunk runs 2x that through the network when guidance != 1).
+    low_res: (B, C, h, w) in [-1, 1], required by super-resolution models.
+    """
+    from glyphfuse.core.device import autocast_dtype, resolve_device
+    from glyphfuse.core.diffusion import GaussianDiffusion
+    from glyphfuse.core.tokenizer import tokenize
+
+    prompts = list(prompts)
+    if not prompts:
+        raise GlyphfuseError("generate: no prompts given")
+    if any(p is None for p in prompts):
+        raise GlyphfuseError("generate: prompts must be strings (None is reserved for the guidance null input)")
+    if batch_size < 1:
+        raise GlyphfuseError(f"batch size must be >= 1, got {batch_size}")
+    if config.is_super_resolution and low_res is None:
+        raise GlyphfuseError(f"model {config.name!r} is a super-resolution model: it needs low_res images")
+    if not config.is_super_resolution and low_res is not None:
+        raise GlyphfuseError(f"model {config.name!r} is not a super-resolution model: low_res must be None")
+    if low_res is not None and low_res.shape[0] != len(prompts):
+        raise GlyphfuseError(f"got {low_res.shape[0]} low-res images for {len(prompts)} prompts")
+    device = resolve_device(device) if device is not None else next(model.parameters()).device
+    model.to(device).eval()
+
+    diffusion = GaussianDiffusion(config.diffusion)
+    shape = (config.channels, config.image_size, config.image_size)
+    # Tokenize all prompts up front: a too-long prompt fails before any compute is spent.
+    tokenize(prompts, config.text.max_length, max_lines=config.text.max_lines)
+    chunks = [range(i, min(i + batch_size, len(prompts))) for i in range(0, len(prompts), batch_size)]
+
+    progress_bar, task, hook = None, None, None
+    if show_progress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        progress_bar = Progress(
+            TextColumn("[bold]sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        )
+        task = progress_bar.add_task("sampling", total=len(chunks) * min(steps, config.diffusion.num_timesteps))
+        hook = lambda done, total: progress_bar.advance(task)  # noqa: E731
+        progress_bar.start()
+
+    outputs = []
+    try:
+        for chunk in chunks:
+            chunk_prompts = [prompts[i] for i in chunk]
+            text = tokenize(chunk_prompts, config.text.max_length, max_lines=config.text.max_lines).to(device)
+            null_text = tokenize([None] * len(chunk), config.text.max_length, max_lines=config.text.max_lines).to(device) if guidance != 1.0 else None
+            chunk_low_res = low_res[chunk.start : chunk.stop].to(device=device, dtype=torch.float32) if low_res is not None else None
+            model_fn = make_model_fn(model, text, guidance, null_text, chunk_low_res, autocast_dtype(device))
+            generators = [torch.Generator().manual_seed(int(seed) + i) for i in chunk]
+            images = diffusion.sample(
+                model_fn, (len(chunk), *shape), steps=steps, sampler=sampler, eta=eta, generator=generators,
+                dynamic_threshold=dynamic_threshold, progress=hook, device=device,
+            )
+            outputs.append(images.float().cpu())
+    finally:
+        if progress_bar is not None:
+            progress_bar.stop()
+    return torch.cat(outputs)
+
+
+def output_paths(out: str | Path, count: int) -> list[Path]:
+    """out.png, out_1.png, out_2.png, ... for ``count`` images."""
+    out = Path(out)
+    return [out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
+
+
+def _save_image_atomic(image, path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from glyphfuse.core.checkpoint import write_bytes_atomic
+
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise GlyphfuseError(f"{path}: unknown image file extension {path.suffix!r}; use e.g. .png")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def save_images(images: torch.Tensor, out: str | Path, grid: bool = False, columns: int | None = None) -> list[Path]:
+    """Write images (B, C, H, W) in [-1, 1]: one file (``out``), ``out``, ``out_1``, ... or, with
+    ``grid``, one grid picture at ``out``. Returns the paths written."""
+    from glyphfuse.core.images import make_grid, tensor_to_pil
+
+    pictures = [tensor_to_pil(image) for image in images]
+    if grid:
+        paths = [Path(out)]
+        _save_image_atomic(make_grid(pictures, columns=columns), paths[0])
+        return paths
+    paths = output_paths(out, len(pictures))
+    for picture, path in zip(pictures, paths):
+        _save_image_atomic(picture, path)
+    return paths

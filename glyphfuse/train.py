@@ -1,0 +1,870 @@
+"""The training loop: one loop for base models and super-resolution models.
+
+``train(config, run_dir)`` trains a :class:`~glyphfuse.core.model.GlyphModel` on an image folder
+(``name.png`` + ``name.txt`` pairs and/or ``metadata.jsonl``) and leaves a run folder::
+
+    RUN_DIR/
+      run.json                      the resolved TrainConfig (model config inline)
+      metrics.jsonl                 {"step", "loss", "lr", "images_per_s", "time"} every log_every steps
+      data_problems.txt             files skipped while scanning the data folder (if any)
+      samples/step_N.png            EMA samples for the fixed prompts, every sample_every steps
+      checkpoints/latest            text "step_N": the newest COMPLETE checkpoint
+      checkpoints/step_N/           a checkpoint folder (glyphfuse.core.checkpoint.load_checkpoint):
+        model.safetensors             EMA weights (what gets sampled)
+        config.json                   the ModelConfig
+        training_state.safetensors    raw weights ("model.*"), AdamW tensors ("optimizer.*"),
+                                      RNG states ("rng.*", uint8)
+        trainer.json                  step, data position (epoch, index), optimizer hyper-parameters
+                                      and scalar state, the TrainConfig
+
+Guarantees:
+
+* **Exact resume.** The data order is a per-epoch permutation from a generator seeded by
+  (seed, epoch); batches are taken by position, so a resumed run continues at the same
+  (epoch, index). All per-step randomness (text dropout, timesteps, noise, dropout layers) comes
+  from generators seeded by (seed, step, rank, micro-batch), and the learning rate and EMA decay
+  are functions of the step. A resumed run therefore reproduces the uninterrupted one.
+* **Crash safety.** A step folder is written under a temporary name and renamed when complete;
+  ``latest`` is replaced atomically only afterwards; old step folders are pruned last. A kill at
+  any moment leaves ``latest`` pointing at a loadable checkpoint; leftover temporary folders are
+  removed at the next start.
+* **SIGINT / SIGTERM** finish the current step, write a checkpoint and return
+  (``TrainResult.interrupted``; the CLI exits 130 / 143).
+* **NaN / inf loss** stops with a GlyphfuseError naming the step, before the optimizer applies
+  the bad gradients; no checkpoint is written from that state.
+* **Multi-GPU / multi-node**: run the same command under ``torchrun``; each rank trains on its
+  shard of every epoch's permutation (``rank::world_size``, equal lengths) with
+  DistributedDataParallel; rank 0 writes checkpoints, logs and samples.
+
+Super-resolution: when the model config has ``low_res_size``, :func:`prepare_super_resolution_batch`
+makes the conditioning image from each target (area downsampling, optional light blur, noise
+augmentation with a per-sample level ~ U(0, low_res_noise_max)). Warm-starting from a base model is
+done by passing ``init_model`` to :func:`train`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.train_config import TrainConfig, build_train_config
+
+__all__ = [
+    "DEFAULT_SAMPLE_PROMPTS",
+    "TrainConfig",
+    "TrainResult",
+    "Batch",
+    "build_train_config",
+    "config_for_run",
+    "load_prompt_file",
+    "train",
+    "prepare_super_resolution_batch",
+    "augment_low_res",
+    "epoch_shard",
+    "find_latest_checkpoint",
+    "run_config_path",
+]
+
+# The prompts of the sample grids (examples/sample_prompts.txt holds the same lines). Short enough
+# for the tiny preset's 48-token text encoder; a mix of words, capitals, digits and line breaks.
+DEFAULT_SAMPLE_PROMPTS: tuple[str, ...] = (
+    "hello",
+    "the\nwhat string",
+    "GLYPH",
+    "fuse 42",
+    "Open\nDaily",
+    "sale 50%",
+    "abc xyz",
+    "NO\nEXIT",
+)
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+STEP_PREFIX = "step_"
+TRAINING_STATE = "training_state.safetensors"
+TRAINER_JSON = "trainer.json"
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    step: int  # optimizer steps done in total
+    checkpoint: Path | None  # the newest complete checkpoint folder
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
+    stopped_early: bool = False  # stop_after ended the run (no checkpoint written for it)
+    last_loss: float | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) of this call, rank 0
+    model: torch.nn.Module | None = field(default=None, repr=False)  # the raw (non-EMA) model
+    ema: torch.nn.Module | None = field(default=None, repr=False)  # the EMA model (what is sampled)
+
+    @property
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT_CODES.get(self.interrupted or "", 0)
+
+
+def load_prompt_file(path: str | Path) -> list[str]:
+    """Prompts from a text file: one per line, a literal backslash-n is a line break; blank lines
+    and lines starting with '#' are skipped."""
+    from glyphfuse.sampling import parse_prompt
+
+    path = Path(path)
+    if not path.is_file():
+        raise GlyphfuseError(f"{path}: no such prompt file")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    prompts = [parse_prompt(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise GlyphfuseError(f"{path}: no prompts in the file")
+    return prompts
+
+
+def run_config_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RUN_JSON
+
+
+def config_for_run(
+    data: str | Path | None,
+    run_dir: str | Path,
+    *,
+    config_file: str | Path | None = None,
+    model: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    resume: bool | None = None,
+) -> TrainConfig:
+    """The TrainConfig for a (new or resumed) run folder, as the CLI builds it: a resumed run
+    starts from its saved run.json, so only the options given again change anything (e.g. a
+    larger --steps); a new run starts from the defaults. Then ``config_file``, ``model`` and the
+    non-None ``overrides`` apply (see build_train_config)."""
+    saved = run_config_path(run_dir)
+    base = None
+    if resume is not False and saved.is_file() and find_latest_checkpoint(run_dir) is not None:
+        base = TrainConfig.load(saved)
+    return build_train_config(data, base=base, config_file=config_file, model=model, overrides=overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed context
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Dist:
+    """Process-group facts. Single process: rank 0 of 1, nothing initialised."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialized: bool = False  # we called init_process_group (and must destroy it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+        return tensor
+
+
+def _setup_distributed(device_spec: str) -> tuple[_Dist, torch.device]:
+    """Read RANK/WORLD_SIZE/LOCAL_RANK (set by torchrun), init the process group (nccl on CUDA,
+    gloo otherwise) and pick this process's device."""
+    from glyphfuse.core.device import resolve_device
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_spec)
+    if device.type == "cuda" and world_size > 1:
+        device = torch.device("cuda", local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist = _Dist(rank=rank, world_size=world_size, local_rank=local_rank)
+    if world_size > 1:
+        if not torch.distributed.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+            dist.initialized = True
+    return dist, device
+
+
+# ---------------------------------------------------------------------------------------------
+# Data order: per-epoch permutations, sharded by rank, taken by position
+# ---------------------------------------------------------------------------------------------
+
+
+def _seed_from(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across processes and Python versions)."""
+    digest = hashlib.sha256(":".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def epoch_shard(num_examples: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """This rank's example indices for ``epoch``: the epoch's permutation (a torch.Generator seeded
+    by (seed, epoch)) strided by rank, cut to the same length on every rank."""
+    generator = torch.Generator().manual_seed(_seed_from(seed, epoch, 0x5EED))
+    order = torch.randperm(num_examples, generator=generator)
+    per_rank = num_examples // world_size
+    return order[rank::world_size][:per_rank].tolist()
+
+
+def _collate(items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, list[str]]:
+    images = torch.stack([image for image, _ in items])  # (B, C, H, W)
+    return images, [text for _, text in items]
+
+
+def _batch_stream(dataset, config: TrainConfig, dist: _Dist, epoch: int, index: int, device: torch.device) -> Iterator[tuple[torch.Tensor, list[str], int, int]]:
+    """Yield (images, texts, epoch, index) forever, where (epoch, index) is the data position
+    AFTER the batch (index = examples of this rank's shard consumed in that epoch). Incomplete
+    final batches are dropped so every step has the same shape on every rank."""
+    from torch.utils.data import DataLoader
+
+    batch_size = config.batch_size
+    while True:
+        shard = epoch_shard(len(dataset), config.seed, epoch, dist.rank, dist.world_size)
+        usable = len(shard) // batch_size * batch_size
+        batches = [shard[i : i + batch_size] for i in range(index, usable - batch_size + 1, batch_size)]
+        if batches:
+            loader = DataLoader(
+                dataset,
+                batch_sampler=batches,
+                num_workers=config.num_workers,
+                collate_fn=_collate,
+                pin_memory=device.type == "cuda",
+            )
+            for images, texts in loader:
+                index += batch_size
+                if index + batch_size > usable:  # nothing more in this epoch: normalise the position
+                    yield images, texts, epoch + 1, 0
+                else:
+                    yield images, texts, epoch, index
+        epoch, index = epoch + 1, 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches and super-resolution preparation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """One micro-batch on the training device."""
+
+    images: torch.Tensor  # (B, C, H, W) targets in [-1, 1]
+    texts: list[str | None]  # transcripts; None = guidance null input (text dropout)
+    low_res: torch.Tensor | None = None  # (B, C, h, w) SR conditioning
+    low_res_noise_level: torch.Tensor | None = None  # (B,) in [0, 1]
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-sample separable Gaussian blur. images (B, C, H, W), sigma (B,) in pixels (small)."""
+    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)  # (K,)
+    kernels = torch.exp(-0.5 * (offsets[None] / sigma[:, None].to(images)) ** 2)  # (B, K)
+    kernels = kernels / kernels.sum(dim=1, keepdim=True)
+    batch, channels, height, width = images.shape
+    x = images.reshape(1, batch * channels, height, width)
+    k = kernels.repeat_interleave(channels, dim=0)  # (B*C, K)
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, k[:, None, None, :], groups=batch * channels)  # along W
+    x = F.conv2d(x, k[:, None, :, None], groups=batch * channels)  # along H
+    return x.reshape(batch, channels, height, width)
+
+
+def augment_low_res(low_res: torch.Tensor, level: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Noise augmentation of the SR conditioning image, variance preserving:
+    sqrt(1 - level^2) * low_res + level * noise.  low_res, noise (B, C, h, w); level (B,) in [0, 1].
+    Sampling must apply the same function with the level it passes as low_res_noise_level."""
+    level = level.to(low_res).view(-1, 1, 1, 1)
+    return (1.0 - level.square()).sqrt() * low_res + level * noise
+
+
+def prepare_super_resolution_batch(
+    images: torch.Tensor, low_res_size: int, noise_max: float, generator: torch.Generator, *, blur: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make the SR conditioning for targets ``images`` (B, C, H, W): area-downsample to
+    ``low_res_size``, optionally blur lightly (sigma ~ U(0.4, 0.6) per sample, as the original),
+    then noise-augment with level ~ U(0, noise_max) per sample.
+    Returns (low_res (B, C, low_res_size, low_res_size), level (B,)). ``generator`` is a CPU
+    generator; all draws come from it, so the result is reproducible on any device."""
+    batch = images.shape[0]
+    low_res = F.interpolate(images, size=(low_res_size, low_res_size), mode="area")
+    if blur:
+        sigma = 0.4 + 0.2 * torch.rand(batch, generator=generator)
+        low_res = _gaussian_blur(low_res, sigma.to(low_res.device))
+    level = noise_max * torch.rand(batch, generator=generator)  # (B,)
+    noise = torch.randn(low_res.shape, generator=generator).to(low_res)
+    return augment_low_res(low_res, level.to(low_res.device), noise), level.to(images.device)
+
+
+def _make_batch(images: torch.Tensor, texts: list[str], config: TrainConfig, model_config, generator: torch.Generator, device: torch.device) -> Batch:
+    """Move a loaded batch to ``device``, apply text dropout and (for SR models) build low_res.
+    All draws come from the CPU ``generator`` in a fixed order."""
+    images = images.to(device, non_blocking=True)
+    drop = torch.rand(len(texts), generator=generator) < config.text_dropout
+    dropped: list[str | None] = [None if d else t for d, t in zip(drop.tolist(), texts)]
+    batch = Batch(images=images, texts=dropped)
+    if model_config.low_res_size is not None:
+        batch.low_res, batch.low_res_noise_level = prepare_super_resolution_batch(
+            images, model_config.low_res_size, model_config.low_res_noise_max, generator, blur=config.sr_blur
+        )
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Training state <-> safetensors + JSON
+# ---------------------------------------------------------------------------------------------
+
+
+def _training_state_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Raw weights, optimizer tensors and RNG states as flat tensors; optimizer scalars as JSON."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, value in model.state_dict().items():
+        tensors[f"model.{name}"] = value.detach().cpu().contiguous()
+    state = optimizer.state_dict()
+    scalars: dict[str, Any] = {}
+    for index, param_state in state["state"].items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{key}"] = value
+    tensors["rng.torch_cpu"] = torch.get_rng_state()
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    optimizer_json = {"param_groups": state["param_groups"], "state_scalars": scalars}
+    return tensors, optimizer_json
+
+
+def _restore_training_state(tensors: dict[str, torch.Tensor], optimizer_json: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, where: Path) -> None:
+    weights = {name[len("model.") :]: t for name, t in tensors.items() if name.startswith("model.")}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0:2]
+        raise GlyphfuseError(f"{where}: training state does not match the model ({' '.join(first)})") from None
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in optimizer_json.get("state_scalars", {}).items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer_json["param_groups"]})
+    if "rng.torch_cpu" in tensors:
+        torch.set_rng_state(tensors["rng.torch_cpu"])
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folder: checkpoints, the latest pointer, pruning
+# ---------------------------------------------------------------------------------------------
+
+
+def _step_name(step: int) -> str:
+    return f"{STEP_PREFIX}{step}"
+
+
+def _step_of(path: Path) -> int | None:
+    name = path.name
+    if name.startswith(STEP_PREFIX) and name[len(STEP_PREFIX) :].isdigit():
+        return int(name[len(STEP_PREFIX) :])
+    return None
+
+
+def find_latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint folder ``checkpoints/latest`` points at, or None for a fresh run folder.
+    A pointer to a missing folder is an error (something deleted it by hand)."""
+    checkpoints = Path(run_dir) / CHECKPOINTS
+    pointer = checkpoints / LATEST
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    target = checkpoints / name
+    if not target.exists():
+        # save_checkpoint replacing an existing step folder moves it aside as NAME.old-XXXX first;
+        # a kill at that moment leaves the pointer's checkpoint only there: put it back.
+        aside = sorted(checkpoints.glob(f"{name}.old-*"))
+        if aside and (aside[0] / "config.json").is_file():
+            os.replace(aside[0], target)
+    if _step_of(target) is None or not target.is_dir():
+        raise GlyphfuseError(f"{pointer}: points at {name!r}, which is not a checkpoint folder in {checkpoints}")
+    return target
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _clean_temporaries(checkpoints: Path) -> list[Path]:
+    """Remove folders/files left by a write that was killed ('.tmp' / '.old-' in the name). Call
+    after find_latest_checkpoint, which may need an '.old-' folder."""
+    removed = []
+    if checkpoints.is_dir():
+        for entry in checkpoints.iterdir():
+            if ".tmp" in entry.name or ".old-" in entry.name:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+def _prune(checkpoints: Path, keep_last: int, protect: Path) -> None:
+    """Delete all but the newest ``keep_last`` step folders (never ``protect``)."""
+    if keep_last <= 0:
+        return
+    steps = sorted((p for p in checkpoints.iterdir() if p.is_dir() and _step_of(p) is not None), key=_step_of)
+    for old in steps[:-keep_last]:
+        if old.resolve() != protect.resolve():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_checkpoint(run_dir: Path, step: int, ema: torch.nn.Module, model: torch.nn.Module, optimizer, model_config, config: TrainConfig, position: tuple[int, int], device: torch.device) -> Path:
+    """Write checkpoints/step_N completely (temp folder + rename, done by save_checkpoint), then
+    move ``latest`` to it, then prune old step folders."""
+    from safetensors.torch import save as safetensors_bytes
+
+    from glyphfuse.core import checkpoint as ckpt
+
+    checkpoints = run_dir / CHECKPOINTS
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    tensors, optimizer_json = _training_state_tensors(model, optimizer, device)
+    trainer = {
+        "step": step,
+        "epoch": position[0],
+        "index": position[1],
+        "optimizer": optimizer_json,
+        "config": config.to_dict(),
+    }
+    target = checkpoints / _step_name(step)
+    ckpt.save_checkpoint(
+        target,
+        ema,
+        model_config,
+        metadata={"step": step, "weights": "ema", "run": str(run_dir)},
+        extra_files={
+            TRAINING_STATE: safetensors_bytes(tensors, metadata={"step": str(step)}),
+            TRAINER_JSON: (json.dumps(trainer, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+        },
+    )
+    _write_text_atomic(checkpoints / LATEST, target.name + "\n")
+    _prune(checkpoints, config.keep_last, protect=target)
+    return target
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    state_file, trainer_file = path / TRAINING_STATE, path / TRAINER_JSON
+    for needed in (state_file, trainer_file):
+        if not needed.is_file():
+            raise GlyphfuseError(f"{needed}: missing; {path} is not a resumable training checkpoint")
+    try:
+        tensors = load_file(str(state_file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GlyphfuseError(f"{state_file}: unreadable training state ({exc})") from None
+    try:
+        trainer = json.loads(trainer_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GlyphfuseError(f"{trainer_file}: not valid JSON ({exc})") from None
+    return tensors, trainer
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics rows logged after ``step`` (steps a killed run did after its last checkpoint)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a half-written last line
+    _write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+# ---------------------------------------------------------------------------------------------
+# EMA, signals, progress
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _update_ema(ema_params: list[torch.Tensor], model_params: list[torch.Tensor], decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * param, for all parameters at once."""
+    torch._foreach_lerp_(ema_params, model_params, 1.0 - decay)
+
+
+class _StopSignals:
+    """While active, SIGINT/SIGTERM set ``self.received`` instead of killing the process; the loop
+    finishes its step and checkpoints. A second SIGINT raises KeyboardInterrupt (hard stop)."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = name
+        print(f"\nglyphfuse: {name} received; finishing this step and writing a checkpoint (send SIGINT again to abort)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_StopSignals":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+class _Progress:
+    """Rank-0 progress: a rich bar on a terminal, else one line every log_every steps."""
+
+    def __init__(self, enabled: bool, total: int, start: int, log_every: int) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = enabled
+        self.log_every = log_every
+        self.total = total
+        self.bar = None
+        if enabled and self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.1f} img/s"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self.task = self.bar.add_task("train", total=total, completed=start, loss=float("nan"), ips=0.0)
+            self.bar.start()
+
+    def update(self, step: int, loss: float, images_per_s: float, seconds_per_step: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, loss=loss, ips=images_per_s)
+        elif step % self.log_every == 0 or step == self.total:
+            eta = (self.total - step) * seconds_per_step
+            self.console.print(
+                f"step {step}/{self.total}  loss {loss:.4f}  {images_per_s:.1f} img/s  ETA {_format_seconds(eta)}",
+                highlight=False,
+            )
+
+    def print(self, message: str) -> None:
+        (self.bar.console if self.bar is not None else self.console).print(message, highlight=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _write_samples(path: Path, ema, model_config, prompts: Sequence[str], config: TrainConfig, device: torch.device) -> None:
+    from glyphfuse.core.images import make_grid, tensor_to_pil
+    from glyphfuse.sampling import generate
+
+    images = generate(ema, model_config, list(prompts), steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, device=device)
+    grid = make_grid([tensor_to_pil(image) for image in images], columns=min(4, len(prompts)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    grid.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _report_problems(run_dir: Path, dataset) -> None:
+    """Keep data_problems.txt in step with the files the dataset skipped (scan + load time; files
+    found corrupt inside DataLoader workers are logged by those workers)."""
+    problems = list(getattr(dataset, "problems", []))
+    path = run_dir / "data_problems.txt"
+    if problems and (not path.is_file() or len(path.read_text(encoding="utf-8").splitlines()) != len(problems)):
+        _write_text_atomic(path, "".join(p + "\n" for p in problems))
+
+
+def _open_dataset(config: TrainConfig, model_config):
+    from glyphfuse.data import ImageTextDataset
+
+    root = Path(config.data)
+    if not config.data or not root.is_dir():
+        raise GlyphfuseError(f"{root}: training data folder not found")
+    dataset = ImageTextDataset(root, model_config.image_size, model_config.channels)
+    if len(dataset) == 0:
+        skipped = len(getattr(dataset, "problems", []))
+        raise GlyphfuseError(
+            f"{root}: no usable training examples (need image files with a .txt transcript or a metadata.jsonl row; {skipped} file(s) skipped)"
+        )
+    return dataset
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    stop_after: int | None = None,
+    init_model: Callable[[torch.nn.Module], None] | None = None,
+    nan_at_step: int | None = None,
+) -> TrainResult:
+    """Train ``config`` into ``run_dir`` until ``config.max_steps`` optimizer steps are done.
+
+    resume: None = continue from ``checkpoints/latest`` when there is one (the usual case);
+        True = require one; False = refuse a run folder that already has checkpoints.
+    on_step(step, metrics): called on every rank after every optimizer step (metrics: loss, lr).
+    stop_after: return after this many optimizer steps of THIS call without writing a checkpoint,
+        as if the process had been killed (for tests of resuming).
+    init_model(model): called once on a fresh run before the EMA copy is taken (warm start).
+    nan_at_step: testing hook: the loss of this step (1-based) is replaced by NaN.
+    """
+    from glyphfuse.core.checkpoint import load_checkpoint
+    from glyphfuse.core.device import autocast_dtype
+    from glyphfuse.core.diffusion import GaussianDiffusion
+    from glyphfuse.core.model import GlyphModel
+    from glyphfuse.core.tokenizer import tokenize
+
+    config.validate()
+    run_dir = Path(run_dir)
+    model_config = config.model_config()
+    dist, device = _setup_distributed(config.device)
+    progress: _Progress | None = None
+    try:
+        checkpoints = run_dir / CHECKPOINTS
+        latest = find_latest_checkpoint(run_dir)
+        if latest is None and resume is True:
+            raise GlyphfuseError(f"{run_dir}: nothing to resume (no {CHECKPOINTS}/{LATEST})")
+        if latest is not None and resume is False:
+            raise GlyphfuseError(f"{run_dir}: already holds checkpoints ({latest.name}); resume it or choose another output folder")
+        dataset = _open_dataset(config, model_config)
+        shard_size = len(dataset) // dist.world_size
+        if shard_size < config.batch_size:
+            raise GlyphfuseError(
+                f"{config.data}: {len(dataset)} usable example(s) is fewer than batch size {config.batch_size} x {dist.world_size} process(es)"
+            )
+        if dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _clean_temporaries(checkpoints)
+            _report_problems(run_dir, dataset)
+        dist.barrier()
+
+        # -- model, EMA, optimizer ------------------------------------------------------------
+        torch.manual_seed(config.seed)
+        model = GlyphModel(model_config).to(device)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.weight_decay
+        )
+        step, epoch, index = 0, 0, 0
+        if latest is not None:
+            tensors, trainer = _read_checkpoint(latest)
+            _restore_training_state(tensors, trainer["optimizer"], model, optimizer, device, latest)
+            ema, saved_config = load_checkpoint(latest, device=device)
+            if saved_config.to_dict() != model_config.to_dict():
+                raise GlyphfuseError(f"{latest}: the checkpoint's model config differs from this run's model ({model_config.name}); use another output folder")
+            step, epoch, index = int(trainer["step"]), int(trainer["epoch"]), int(trainer["index"])
+        else:
+            if init_model is not None:
+                init_model(model)
+            ema = copy.deepcopy(model)
+        ema.eval().requires_grad_(False)
+        ema_params = list(ema.parameters())
+        model_params = list(model.parameters())
+
+        net: torch.nn.Module = model
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if config.compile:
+            net = torch.compile(net)
+        diffusion = GaussianDiffusion(model_config.diffusion)
+        amp_dtype = autocast_dtype(device)
+        prompts = list(config.sample_prompts) if config.sample_prompts else list(DEFAULT_SAMPLE_PROMPTS)
+
+        if dist.is_main:
+            _write_text_atomic(run_dir / RUN_JSON, config.to_json() + "\n")
+            if latest is not None:
+                _truncate_metrics(run_dir / METRICS, step)
+        progress = _Progress(config.progress and dist.is_main, config.max_steps, step, config.log_every)
+        if dist.is_main:
+            if latest is not None:
+                progress.print(f"resuming {run_dir} from step {step} ({latest})")
+            problems = getattr(dataset, "problems", [])
+            if problems:
+                progress.print(f"skipped {len(problems)} unusable file(s) in {config.data} (listed in {run_dir / 'data_problems.txt'}); first: {problems[0]}")
+            progress.print(
+                f"training {model_config.name} on {len(dataset)} examples, {dist.world_size} process(es) on {device}, "
+                f"{config.batch_size * config.grad_accum * dist.world_size} images/step, steps {step}->{config.max_steps}"
+            )
+
+        problems_at_start = len(getattr(dataset, "problems", []))
+        images_per_step = config.batch_size * config.grad_accum * dist.world_size
+        stream = _batch_stream(dataset, config, dist, epoch, index, device)
+        position = (epoch, index)
+        result = TrainResult(run_dir=run_dir, step=step, checkpoint=latest, model=model, ema=ema)
+        metrics_file = run_dir / METRICS
+        window_losses: list[float] = []
+        window_time = 0.0
+        smoothed: float | None = None
+        steps_this_call = 0
+        checkpoint_step = step if latest is not None else -1
+
+        def save(at_step: int) -> None:
+            nonlocal checkpoint_step
+            dist.barrier()
+            if dist.is_main:
+                result.checkpoint = _write_checkpoint(run_dir, at_step, ema, model, optimizer, model_config, config, position, device)
+                _report_problems(run_dir, dataset)
+            checkpoint_step = at_step
+            dist.barrier()
+
+        with _StopSignals() as signals:
+            model.train()
+            while step < config.max_steps:
+                started = time.perf_counter()
+                lr = config.lr_at(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.zero_grad(set_to_none=True)
+                loss_sum = torch.zeros((), device=device)
+                for micro in range(config.grad_accum):
+                    images, texts, *next_position = next(stream)
+                    generator = torch.Generator().manual_seed(_seed_from(config.seed, step, dist.rank, micro, 1))
+                    noise_generator = torch.Generator(device=device).manual_seed(_seed_from(config.seed, step, dist.rank, micro, 2))
+                    torch.manual_seed(_seed_from(config.seed, step, dist.rank, micro, 3))  # dropout layers
+                    batch = _make_batch(images, texts, config, model_config, generator, device)
+                    text = tokenize(batch.texts, model_config.text.max_length, truncate=True, max_lines=model_config.text.max_lines).to(device)
+
+                    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                        return net(x_t, t, text, low_res=batch.low_res, low_res_noise_level=batch.low_res_noise_level)
+
+                    sync = contextlib.nullcontext()
+                    if dist.enabled and micro < config.grad_accum - 1:
+                        sync = net.no_sync() if hasattr(net, "no_sync") else sync
+                    with sync:
+                        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                            loss = diffusion.training_loss(model_fn, batch.images, generator=noise_generator).mean()
+                        (loss / config.grad_accum).backward()
+                    loss_sum += loss.detach().float() / config.grad_accum
+                    position = tuple(next_position)
+
+                # One small all-reduce: the mean loss (NaN check on every rank) and the stop flag.
+                if nan_at_step is not None and step + 1 == nan_at_step:
+                    loss_sum = loss_sum * float("nan")
+                stats = torch.stack([loss_sum, torch.tensor(1.0 if signals.received else 0.0, device=device)])
+                stats = dist.all_reduce_sum(stats).tolist()
+                step_loss = stats[0] / dist.world_size
+                if not math.isfinite(step_loss):
+                    good = find_latest_checkpoint(run_dir)
+                    kept = f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
+                    raise GlyphfuseError(f"training loss became {step_loss} at step {step + 1} in {run_dir}; stopped without saving this state; {kept}")
+                stop_signal = stats[1] > 0
+
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model_params, config.grad_clip)
+                optimizer.step()
+                _update_ema(ema_params, model_params, config.ema_decay_at(step))
+                step += 1
+                steps_this_call += 1
+                elapsed = time.perf_counter() - started
+
+                # -- bookkeeping (rank 0) ---------------------------------------------------------
+                result.step, result.last_loss = step, step_loss
+                window_losses.append(step_loss)
+                window_time += elapsed
+                smoothed = step_loss if smoothed is None else 0.9 * smoothed + 0.1 * step_loss
+                images_per_s = images_per_step * len(window_losses) / max(window_time, 1e-9)
+                if dist.is_main:
+                    result.losses.append((step, step_loss))
+                    progress.update(step, smoothed, images_per_s, window_time / len(window_losses))
+                    if step % config.log_every == 0 or step == config.max_steps:
+                        row = {"step": step, "loss": sum(window_losses) / len(window_losses), "lr": lr, "images_per_s": images_per_s, "time": time.time()}
+                        with open(metrics_file, "a", encoding="utf-8") as handle:
+                            handle.write(json.dumps(row) + "\n")
+                        window_losses, window_time = [], 0.0
+                if on_step is not None:
+                    on_step(step, {"loss": step_loss, "lr": lr})
+                if stop_after is not None and steps_this_call >= stop_after and step < config.max_steps:
+                    result.stopped_early = True
+                    return result
+                # single process: also honour a signal that arrived during this step's bookkeeping
+                # (with several ranks only the all-reduced flag is safe: all ranks must agree)
+                if stop_signal or (not dist.enabled and signals.received):
+                    save(step)
+                    result.interrupted = signals.received or "SIGTERM"
+                    if dist.is_main:
+                        progress.print(f"stopped by {result.interrupted} at step {step}; checkpoint {result.checkpoint}; run the same command again to resume")
+                    return result
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.max_steps:
+                    save(step)
+                if dist.is_main and config.sample_every and step % config.sample_every == 0:
+                    _write_samples(run_dir / "samples" / f"{_step_name(step)}.png", ema, model_config, prompts, config, device)
+                    model.train()
+
+        if checkpoint_step != step:
+            save(step)
+        if dist.is_main:
+            new_problems = len(getattr(dataset, "problems", [])) - problems_at_start
+            if new_problems > 0:
+                progress.print(f"skipped {new_problems} corrupt image(s) while training (listed in {run_dir / 'data_problems.txt'})")
+            progress.print(f"done: step {step}, checkpoint {result.checkpoint}")
+        return result
+    finally:
+        if progress is not None:
+            progress.close()
+        if dist.initialized:
+            torch.distributed.destroy_process_group()

@@ -1,0 +1,171 @@
+"""Training configuration: one dataclass that round-trips through JSON (a run's ``run.json``).
+
+Kept apart from :mod:`glyphfuse.train` so the CLI and other tools can read and write training
+configs without importing the training loop.
+
+Batch arithmetic: ``batch_size`` is the per-process micro-batch. One optimizer step sees
+``batch_size * grad_accum * world_size`` images (world_size = number of torchrun processes).
+
+Learning rate: linear warm-up from 0 to ``lr`` over ``warmup_steps``, then constant. (Diffusion
+models train for a long, open-ended time and are usually sampled from the EMA weights, which
+already smooth the end of training; a constant rate keeps "train more steps later" simple and
+makes resuming with a larger ``--steps`` exact.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from glyphfuse.core.config import PRESETS, ModelConfig, load_model_config
+from glyphfuse.core.errors import GlyphfuseError
+
+
+@dataclass
+class TrainConfig:
+    # what to train on what
+    model: str | dict = "base64"  # preset name or a ModelConfig dict (a JSON file path is read by from_user)
+    data: str = ""  # image folder: name.png + name.txt pairs and/or metadata.jsonl
+    # optimisation
+    batch_size: int = 32  # per process, per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-4
+    warmup_steps: int = 1000
+    max_steps: int = 100_000
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    ema_decay: float = 0.9999  # effective decay at step s: min(ema_decay, (1 + s) / (10 + s))
+    text_dropout: float = 0.1  # probability of replacing a transcript by the guidance null input
+    # super-resolution batch preparation (ignored for base models)
+    sr_blur: bool = False  # light Gaussian blur (sigma ~ U(0.4, 0.6)) of the low-res input
+    # machinery
+    num_workers: int = 2  # DataLoader worker processes (0 = load in the training process)
+    compile: bool = False  # torch.compile the model
+    seed: int = 0
+    device: str = "auto"
+    # outputs
+    checkpoint_every: int = 1000  # steps; a checkpoint is also written at the end and on SIGINT/SIGTERM
+    keep_last: int = 3  # step checkpoints kept (0 = keep all)
+    sample_every: int = 1000  # steps between sample grids (0 = never)
+    sample_prompts: list[str] | None = None  # None = DEFAULT_SAMPLE_PROMPTS
+    sample_steps: int = 20  # DDIM steps for the sample grids
+    sample_guidance: float = 3.0
+    log_every: int = 50  # steps between metrics.jsonl rows / non-TTY progress lines
+    progress: bool = True  # rich progress display on a terminal (rank 0)
+
+    # -- JSON -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "training config") -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise GlyphfuseError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise GlyphfuseError(f"{where}: unknown key(s) {', '.join(unknown)} for TrainConfig")
+        config = cls(**data)
+        config.validate(where)
+        return config
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "training config") -> "TrainConfig":
+        try:
+            return cls.from_dict(json.loads(text), where)
+        except json.JSONDecodeError as exc:
+            raise GlyphfuseError(f"{where}: not valid JSON ({exc})") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise GlyphfuseError(f"{path}: no such training config file")
+        return cls.from_json(path.read_text(encoding="utf-8"), where=str(path))
+
+    # -- checks and derived values ------------------------------------------------------------
+
+    def validate(self, where: str = "training config") -> None:
+        positive = ("batch_size", "grad_accum", "max_steps")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise GlyphfuseError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+        non_negative = ("warmup_steps", "checkpoint_every", "keep_last", "sample_every", "num_workers", "grad_clip", "weight_decay")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise GlyphfuseError(f"{where}: {name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise GlyphfuseError(f"{where}: lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise GlyphfuseError(f"{where}: text_dropout must be in [0, 1), got {self.text_dropout}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise GlyphfuseError(f"{where}: ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.log_every < 1:
+            raise GlyphfuseError(f"{where}: log_every must be >= 1, got {self.log_every}")
+        if self.sample_steps < 1:
+            raise GlyphfuseError(f"{where}: sample_steps must be >= 1, got {self.sample_steps}")
+
+    def model_config(self) -> ModelConfig:
+        """The ModelConfig this run trains: a preset by name, a JSON file path, or an inline dict."""
+        if isinstance(self.model, dict):
+            return ModelConfig.from_dict(self.model)
+        return load_model_config(self.model)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then constant."""
+        if self.warmup_steps > 0 and step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        return self.lr
+
+    def ema_decay_at(self, step: int) -> float:
+        """EMA decay after optimizer step ``step`` (0-based): small early on so the EMA forgets
+        the random initialisation quickly, then ``ema_decay``."""
+        return min(self.ema_decay, (1.0 + step) / (10.0 + step))
+
+
+def build_train_config(
+    data: str | Path | None,
+    *,
+    base: TrainConfig | None = None,
+    config_file: str | Path | None = None,
+    model: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Resolve a training config from layers, later ones winning:
+    ``base`` (defaults, or a resumed run's run.json) < ``config_file`` (a TrainConfig JSON, may be
+    partial) < ``model`` (preset name or ModelConfig JSON path) < ``overrides`` (entries whose value
+    is None are ignored: flags the user did not give) < ``data``.
+
+    A model given as a file path is read here and stored inline, so run.json is self-contained.
+    """
+    values = (base or TrainConfig()).to_dict()
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise GlyphfuseError(f"{path}: no such training config file")
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise GlyphfuseError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise GlyphfuseError(f"{path}: expected a JSON object")
+        values.update(loaded)
+    if model is not None:
+        values["model"] = model
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if data is not None:
+        values["data"] = str(data)
+    if isinstance(values.get("model"), str) and values["model"] not in PRESETS:
+        values["model"] = load_model_config(values["model"]).to_dict()
+    config = TrainConfig.from_dict(values, where=str(config_file or "training config"))
+    config.model_config()  # fail early on a bad model spec
+    return config

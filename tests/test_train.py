@@ -1,0 +1,325 @@
+"""Training loop: exact resume, crash-safe checkpoints, torchrun, bad data, NaN stop, CLI.
+
+Everything runs the ``tiny`` preset on 16 generated 32 px images, a few steps, on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from safetensors.torch import load_file
+
+from glyphfuse.core import checkpoint as checkpoint_module
+from glyphfuse.core.checkpoint import load_checkpoint
+from glyphfuse.core.errors import GlyphfuseError
+import glyphfuse.train as train_module
+from glyphfuse.train import (
+    DEFAULT_SAMPLE_PROMPTS,
+    TrainConfig,
+    epoch_shard,
+    find_latest_checkpoint,
+    load_prompt_file,
+    prepare_super_resolution_batch,
+    train,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on a busy 2-core box run several times faster single-threaded (and the
+    reference and resumed runs must use the same thread count to agree bit for bit)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write_images(root: Path, count: int, start: int = 0) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + count):
+        image = Image.new("L", (32, 32), 255 - 7 * i)
+        ImageDraw.Draw(image).text((2, 10), f"w{i}", fill=0)
+        image.save(root / f"img{i:02d}.png")
+        (root / f"img{i:02d}.txt").write_text(f"w{i}", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    _write_images(root, 16)
+    return root
+
+
+def tiny_config(data: Path, **changes) -> TrainConfig:
+    values = dict(
+        model="tiny", data=str(data), batch_size=4, lr=1e-3, warmup_steps=2, max_steps=STEPS, num_workers=0,
+        checkpoint_every=2, keep_last=2, sample_every=0, log_every=1, device="cpu", progress=False,
+        text_dropout=0.25, ema_decay=0.9, seed=3,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(raw weights, EMA weights) of the run's latest checkpoint."""
+    latest = find_latest_checkpoint(run_dir)
+    raw = {k[len("model.") :]: v for k, v in load_file(str(latest / "training_state.safetensors")).items() if k.startswith("model.")}
+    return raw, load_file(str(latest / "model.safetensors"))
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_dir, tmp_path_factory) -> Path:
+    """An uninterrupted STEPS-step run (16 images / batch 4: crosses an epoch boundary)."""
+    run = tmp_path_factory.mktemp("reference")
+    result = train(tiny_config(data_dir), run)
+    assert result.step == STEPS and result.checkpoint == run / "checkpoints" / f"step_{STEPS}"
+    return run
+
+
+# -- (1) exact resume ------------------------------------------------------------------------
+
+
+def test_kill_and_resume_matches_uninterrupted_run(data_dir, reference_run, tmp_path):
+    run = tmp_path / "run"
+    # "kill" after step 3: no checkpoint for it; the latest is step 2
+    first = train(tiny_config(data_dir), run, stop_after=3)
+    assert first.stopped_early and first.step == 3
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_2"
+    resumed = train(tiny_config(data_dir), run)
+    assert resumed.step == STEPS
+    raw, ema = final_state(run)
+    ref_raw, ref_ema = final_state(reference_run)
+    assert_same_weights(raw, ref_raw)
+    assert_same_weights(ema, ref_ema)
+    assert any((raw[k] != ema[k]).any() for k in raw)  # EMA is really a different set of weights
+    # metrics rows of the steps redone after the kill are not duplicated
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, STEPS + 1))
+    # keep_last=2 pruned the older step folders
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_4", "step_6"]
+
+
+def test_sigint_finishes_step_checkpoints_and_resumes_exactly(data_dir, reference_run, tmp_path):
+    run = tmp_path / "run"
+
+    def interrupt(step, metrics):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = train(tiny_config(data_dir), run, on_step=interrupt)
+    assert result.interrupted == "SIGINT" and result.exit_code == 130 and result.step == 3
+    assert find_latest_checkpoint(run) == run / "checkpoints" / "step_3"
+    trainer = json.loads((run / "checkpoints" / "step_3" / "trainer.json").read_text())
+    assert (trainer["step"], trainer["epoch"], trainer["index"]) == (3, 0, 12)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    train(tiny_config(data_dir), run)
+    for got, want in zip(final_state(run), final_state(reference_run)):
+        assert_same_weights(got, want)
+
+
+# -- (2) crash while writing a checkpoint ---------------------------------------------------------
+
+
+def test_crash_inside_checkpoint_write_keeps_latest_loadable(data_dir, reference_run, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    real_save = checkpoint_module.save_checkpoint
+
+    def dying_save(path, *args, **kwargs):
+        if Path(path).name == "step_4":  # leave a half-written temp folder behind, as kill -9 would
+            partial = Path(path).parent / "step_4.tmp-dead"
+            partial.mkdir()
+            (partial / "model.safetensors").write_bytes(b"\x00" * 10)
+            raise OSError("simulated crash while writing")
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", dying_save)
+    with pytest.raises(OSError, match="simulated crash"):
+        train(tiny_config(data_dir), run)
+    assert find_latest_checkpoint(run) == run / "checkpoints" / "step_2"
+    model, _ = load_checkpoint(run / "checkpoints" / "step_2")
+    assert not (run / "checkpoints" / "step_4").exists()
+
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
+    train(tiny_config(data_dir), run)
+    assert not (run / "checkpoints" / "step_4.tmp-dead").exists()  # cleaned at start
+    for got, want in zip(final_state(run), final_state(reference_run)):
+        assert_same_weights(got, want)
+
+
+def test_crash_before_pointer_update_resumes_from_previous(data_dir, reference_run, tmp_path, monkeypatch):
+    """step_4 is complete but `latest` never moved: resume from step_2 and overwrite step_4."""
+    run = tmp_path / "run"
+    real_write = train_module._write_text_atomic
+
+    def dying_write(path, text):
+        if path.name == "latest" and text.strip() == "step_4":
+            raise KeyboardInterrupt  # the process dies between the rename and the pointer update
+        real_write(path, text)
+
+    monkeypatch.setattr(train_module, "_write_text_atomic", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(data_dir), run)
+    assert (run / "checkpoints" / "step_4").is_dir()
+    assert find_latest_checkpoint(run) == run / "checkpoints" / "step_2"
+    monkeypatch.setattr(train_module, "_write_text_atomic", real_write)
+    train(tiny_config(data_dir), run)
+    for got, want in zip(final_state(run), final_state(reference_run)):
+        assert_same_weights(got, want)
+
+
+# -- (3) torchrun ------------------------------------------------------------------------------
+
+WORKER = """
+import hashlib, sys, torch
+from glyphfuse.train import TrainConfig, train
+data, run, out = sys.argv[1:4]
+config = TrainConfig(model="tiny", data=data, batch_size=2, lr=1e-3, warmup_steps=1, max_steps=3, num_workers=0,
+                     checkpoint_every=0, sample_every=0, log_every=1, device="cpu", progress=False, text_dropout=0.25)
+result = train(config, run)
+digest = hashlib.sha256()
+for module in (result.model, result.ema):
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode()); digest.update(tensor.detach().cpu().numpy().tobytes())
+rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else int(__import__("os").environ["RANK"])
+open(f"{out}/rank{rank}.txt", "w").write(f"{result.step} {result.last_loss:.8f} {digest.hexdigest()}")
+"""
+
+
+def test_torchrun_two_processes_hold_identical_weights(data_dir, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(data_dir), str(tmp_path / "run"), str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
+    assert rank0.startswith("3 ") and rank0 == rank1  # same step, same all-reduced loss, same weights
+    assert find_latest_checkpoint(tmp_path / "run").name == "step_3"  # written once, by rank 0
+    assert "2 process(es)" in proc.stderr
+
+
+def test_epoch_shards_are_disjoint_equal_and_reproducible():
+    shards = [epoch_shard(10, seed=1, epoch=4, rank=r, world_size=3) for r in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]
+    assert len(set(sum(shards, []))) == 9
+    assert shards[0] == epoch_shard(10, seed=1, epoch=4, rank=0, world_size=3)
+    assert epoch_shard(10, 1, 4) != epoch_shard(10, 1, 5)
+
+
+# -- (4)/(5) bad data ----------------------------------------------------------------------------
+
+
+def test_corrupt_files_are_skipped_and_reported(tmp_path):
+    data = tmp_path / "data"
+    _write_images(data, 8)
+    (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    (data / "broken.txt").write_text("broken")
+    Image.new("L", (32, 32)).save(data / "orphan.png")  # no transcript
+    run = tmp_path / "run"
+    result = train(tiny_config(data, max_steps=3, checkpoint_every=0), run)
+    assert result.step == 3 and all(torch.isfinite(torch.tensor(l)) for _, l in result.losses)
+    report = (run / "data_problems.txt").read_text()
+    assert "orphan.png" in report and "broken.png" in report
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GlyphfuseError, match="no usable"):
+        train(tiny_config(tmp_path / "empty"), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_dataset_smaller_than_batch_is_a_clear_error(tmp_path):
+    _write_images(tmp_path / "data", 3)
+    with pytest.raises(GlyphfuseError, match="fewer than batch size 4"):
+        train(tiny_config(tmp_path / "data"), tmp_path / "run")
+
+
+# -- (6) NaN -------------------------------------------------------------------------------------
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(data_dir, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(GlyphfuseError, match=r"at step 5 .*last good checkpoint is .*step_4"):
+        train(tiny_config(data_dir), run, nan_at_step=5)
+    assert find_latest_checkpoint(run).name == "step_4"
+    assert not (run / "checkpoints" / "step_5").exists()
+    model, _ = load_checkpoint(run / "checkpoints" / "step_4")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+# -- config, prompts, SR preparation ---------------------------------------------------------------
+
+
+def test_train_config_json_round_trip_and_schedules():
+    config = TrainConfig(model="tiny", data="d", lr=2e-4, warmup_steps=10, sample_prompts=["a\nb"])
+    assert TrainConfig.from_json(config.to_json()) == config
+    assert config.lr_at(0) == pytest.approx(2e-5) and config.lr_at(9) == config.lr_at(500) == 2e-4
+    assert config.ema_decay_at(0) == pytest.approx(0.1) and config.ema_decay_at(10**7) == config.ema_decay
+    with pytest.raises(GlyphfuseError, match="unknown key"):
+        TrainConfig.from_dict({"batchsize": 3})
+
+
+def test_shipped_prompt_file_matches_the_default_list():
+    assert load_prompt_file(REPO / "examples" / "sample_prompts.txt") == list(DEFAULT_SAMPLE_PROMPTS)
+
+
+def test_super_resolution_batch_preparation():
+    images = torch.rand(3, 1, 16, 16) * 2 - 1
+    low, level = prepare_super_resolution_batch(images, 8, 0.2, torch.Generator().manual_seed(0), blur=True)
+    assert low.shape == (3, 1, 8, 8) and level.shape == (3,)
+    assert ((level >= 0) & (level <= 0.2)).all()
+    again, level2 = prepare_super_resolution_batch(images, 8, 0.2, torch.Generator().manual_seed(0), blur=True)
+    assert torch.equal(low, again) and torch.equal(level, level2)
+    clean, zero = prepare_super_resolution_batch(images, 8, 0.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(clean, torch.nn.functional.avg_pool2d(images, 2)) and (zero == 0).all()
+
+
+# -- (7) CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_train_base_trains_samples_and_resumes(data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from glyphfuse.cli import app
+
+    run = tmp_path / "run"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# two prompts\nhi\nA\\nB\n")
+    args = ["train-base", str(data_dir), "--out", str(run), "--model", "tiny", "--steps", "2", "--batch-size", "4",
+            "--lr", "1e-3", "--workers", "0", "--sample-every", "2", "--checkpoint-every", "1", "--device", "cpu",
+            "--sample-prompts", str(prompts), "--no-progress"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert (run / "samples" / "step_2.png").is_file()
+    with Image.open(run / "samples" / "step_2.png") as grid:
+        assert grid.size[0] > 2 * 32
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["batch_size"] == 4 and saved["lr"] == 1e-3 and saved["model"] == "tiny"
+    assert saved["sample_prompts"] == ["hi", "A\nB"]
+    # same folder again, only --steps given: resumes with the saved settings
+    second = CliRunner().invoke(app, ["train-base", str(data_dir), "--out", str(run), "--steps", "3", "--no-progress"])
+    assert second.exit_code == 0, second.output
+    output = " ".join(second.output.split())
+    assert "resuming" in output and "from step 2" in output
+    assert find_latest_checkpoint(run).name == "step_3"
+    assert json.loads((run / "run.json").read_text())["max_steps"] == 3
