@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,12 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the pool workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
@@ -38,12 +45,15 @@ def main() -> None:
     for workers in args.workers:
         with tempfile.TemporaryDirectory(prefix="bench_synth_") as tmp:
             out = Path(tmp) / "data"
+            cpu_before = _cpu_seconds()
             started = time.perf_counter()
             synthesize(out, args.count, size=args.size, seed=args.seed, workers=workers, progress=False)
             seconds = time.perf_counter() - started
+            cpu_ms = (_cpu_seconds() - cpu_before) / args.count * 1000
             digests[workers] = folder_digest(out)
             size_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
-        print(f"  workers={workers}: {args.count / seconds:7.0f} images/s  ({seconds:.2f} s, {size_mb:.1f} MB on disk)")
+        print(f"  workers={workers}: {args.count / seconds:7.0f} images/s  ({seconds:.2f} s; {cpu_ms:.2f} CPU-ms per image, all processes; {size_mb:.1f} MB on disk)")
+    print(f"  (load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; other work on the machine slows these figures)")
     identical = len(set(digests.values())) == 1
     print(f"  outputs byte-identical across worker counts: {'yes' if identical else 'NO'}")
 

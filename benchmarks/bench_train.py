@@ -4,7 +4,8 @@ The bare step is forward + backward + AdamW on one fixed batch (the diffusion lo
 timesteps), nothing else. The full trainer adds everything a real run does per step: loading
 and decoding PNGs, text dropout, tokenization, per-step generators, grad clipping, the EMA
 update, progress bookkeeping and metrics.jsonl. Both use the same model, batch size and thread
-count; each is timed several times, interleaved, and the best trial counts (the CI box is shared).
+count; each is timed several times, interleaved; a trial's speed is batch / median step
+time and the best trial counts (the CI box is shared, so plain means are noisy).
 Target: trainer overhead under 10 %.
 
     python benchmarks/bench_train.py [--preset tiny] [--batch-size 16] [--steps 20] [--trials 2]
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -48,14 +50,14 @@ def bare_images_per_s(preset: str, batch_size: int, warmup: int, steps: int, dat
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     diffusion = GaussianDiffusion(config.diffusion)
     generator = torch.Generator().manual_seed(0)
+    stamps = []
     for step in range(warmup + steps):
-        if step == warmup:
-            started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss = diffusion.training_loss(lambda x, t: model(x, t, text), images, generator=generator).mean()
         loss.backward()
         optimizer.step()
-    return batch_size * steps / (time.perf_counter() - started)
+        stamps.append(time.perf_counter())
+    return batch_size / _median_step(stamps[warmup - 1 :])
 
 
 def trainer_images_per_s(preset: str, batch_size: int, warmup: int, steps: int, data: Path, workers: int, run_dir: Path) -> float:
@@ -68,7 +70,12 @@ def trainer_images_per_s(preset: str, batch_size: int, warmup: int, steps: int, 
     stamps: dict[int, float] = {}
     shutil.rmtree(run_dir, ignore_errors=True)
     train(config, run_dir, on_step=lambda step, _: stamps.__setitem__(step, time.perf_counter()))
-    return batch_size * steps / (stamps[warmup + steps] - stamps[warmup])
+    return batch_size / _median_step([stamps[s] for s in range(warmup, warmup + steps + 1)])
+
+
+def _median_step(stamps: list[float]) -> float:
+    """Median seconds between consecutive timestamps: robust to other load on a shared box."""
+    return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
 
 
 def main() -> None:
@@ -79,7 +86,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the trainer")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    X
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -48,6 +48,92 @@ def _root(
 # (subcommands are added below, one block each)
 
 
+# --- warm-start + train-sr [SR helper] ----------------------------------------------------------
+@app.command("warm-start")
+def warm_start(
+    base_checkpoint: Path = typer.Argument(..., help="Base model checkpoint folder (or a train-base run folder: its latest checkpoint)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write the warm-started SR model to."),
+    sr_size: Optional[int] = typer.Option(None, "--sr-size", min=1, help="SR image size in px: the base size times a power of two (default 2x the base size)."),
+    low_res_noise_max: float = typer.Option(0.2, "--low-res-noise-max", min=0.0, max=1.0, help="Max noise-augmentation level of the low-res input during SR training (0 = none)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the SR model config (default BASE-srSIZE)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the freshly initialised SR layers."),
+) -> None:
+    """Build a super-resolution model from a trained base model: copy every base tensor that has a place in it.
+
+    The SR U-Net is the base U-Net plus new outermost level(s). The deeper levels, the middle,
+    the up-path at base resolution and below, the timestep embedding, the text encoder and the
+    position tables are copied bit for bit; the input conv, the new level(s) and the output
+    layers start fresh. Prints what was copied, left new or skipped, and why.
+
+    [bold]Examples[/]
+
+      glyphfuse warm-start runs/base128/checkpoints/step_100000 --out ckpt/sr256-init
+
+      glyphfuse warm-start runs/tiny --out ckpt/tiny-sr128 --sr-size 128
+    """
+    from glyphfuse.warm_start import report_table, warm_start_checkpoint
+
+    path, report = warm_start_checkpoint(base_checkpoint, out, sr_size=sr_size, seed=seed, low_res_noise_max=low_res_noise_max, name=name)
+    Console().print(report_table(report, title=f"warm start {base_checkpoint} -> {path}"))
+    print(
+        f"wrote {path}: copied {report.parameters('copied'):,} parameters ({report.tensors('copied')} tensors), "
+        f"new {report.parameters('new'):,}, skipped {report.parameters('skipped'):,}"
+    )
+
+
+@app.command("train-sr")
+def train_sr(
+    data: Path = typer.Argument(..., help="Image folder at the SR size or larger: name.png + name.txt pairs and/or metadata.jsonl."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Warm-started SR checkpoint to start from (glyphfuse warm-start). Not needed to resume."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Instead of --init: an SR ModelConfig JSON file or preset (sr256), trained from random init."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 1e-4)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of the sampled weights (default 0.9999)."),
+    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
+    blur: Optional[bool] = typer.Option(None, "--blur/--no-blur", help="Lightly blur the low-res input (Gaussian sigma 0.4-0.6), as the original did (default off)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Steps between checkpoints (default 1000; also written at the end and on Ctrl-C)."),
+    keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0, help="Step checkpoints to keep (default 3; 0 keeps all)."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", min=0, help="Steps between sample grids samples/step_N.png: low-res | SR | ground truth (default 1000; 0 = never)."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data order and noise (default 0)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
+) -> None:
+    """Train a super-resolution model on an image folder, on the same trainer as train-base.
+
+    Training pairs: each image is the target; its low-res input is the image area-downsampled
+    to the base size (optionally blurred) plus noise augmentation. Resumable, multi-GPU with
+    torchrun; running the same command again continues from OUT/checkpoints/latest.
+
+    [bold]Examples[/]
+
+      glyphfuse warm-start runs/base128/checkpoints/step_100000 --out ckpt/sr256-init
+
+      glyphfuse train-sr data/synth256 --init ckpt/sr256-init --out runs/sr256
+
+      torchrun --nproc_per_node 4 -m glyphfuse train-sr data/synth256 --init ckpt/sr256-init --out runs/sr256
+    """
+    from glyphfuse import sr
+
+    overrides = {
+        "max_steps": steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "warmup_steps": warmup,
+        "ema_decay": ema_decay, "text_dropout": text_dropout, "sr_blur": blur, "device": device,
+        "checkpoint_every": checkpoint_every, "keep_last": keep_last, "sample_every": sample_every, "log_every": log_every,
+        "num_workers": workers, "compile": compile_model, "seed": seed, "progress": False if no_progress else None,
+    }
+    result = sr.train_sr(data, out, init=init, model=model, config_file=config, overrides=overrides, resume=resume)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
 # --- synth-fonts [data helper] -----------------------------------------------------------------
 
 
@@ -169,14 +255,19 @@ def sample(
         raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
     model, config = sampling.load_model(checkpoint, device)
     if config.is_super_resolution:
-        raise GlyphfuseError(f"{checkpoint}: {config.name!r} is a super-resolution model; sample needs a base model checkpoint")
+        raise GlyphfuseError(f"{checkpoint or 'default model'}: {config.name!r} is a super-resolution model; sample needs a base model checkpoint")
     text = sampling.parse_prompt(prompt)
     images = sampling.generate(
         model, config, [text] * num, steps=steps, sampler=sampler, guidance=guidance, seed=seed, eta=eta,
         dynamic_threshold=dynamic_threshold, show_progress=True, batch_size=batch_size,
     )
-    for path in sampling.save_images(images, out, grid=grid):
-        print(f"wrote {path} ({'grid of ' + str(num) + ' images' if grid else f'{config.image_size}x{config.image_size}'}, seed {seed}, {sampler} {steps} steps, guidance {guidance})")
+    settings = f"{sampler} {steps} steps, guidance {guidance}"
+    paths = sampling.save_images(images, out, grid=grid)
+    if grid:
+        print(f"wrote {paths[0]} (grid of {num} images {config.image_size}x{config.image_size}, seeds {seed}..{seed + num - 1}, {settings})")
+    else:
+        for index, path in enumerate(paths):
+            print(f"wrote {path} ({config.image_size}x{config.image_size}, seed {seed + index}, {settings})")
 
 
 @app.command("info")
@@ -211,14 +302,16 @@ def info(
     counts = {name: ckpt.parameter_counts(cfg) for name, cfg in configs.items()}
     rows = {name: dict(ckpt.config_rows(cfg)) for name, cfg in configs.items()}
     table = Table(title="glyphfuse model" + ("s" if len(names) > 1 else ""))
-    table.add_column("setting")
+    table.add_column("setting", no_wrap=True)
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")
     for key in rows[names[0]]:
         table.add_row(key, *(rows[name].get(key, "-") for name in names))
     table.add_section()
-    for part in counts[names[0]]:
-        table.add_row(f"parameters: {part}", *(f"{counts[name].get(part, 0):,}" for name in names))
+    parts = list(dict.fromkeys(part for name in names for part in counts[name]))
+    parts.append(parts.pop(parts.index("total")))
+    for part in parts:
+        table.add_row(f"params {part}", *(f"{counts[name][part]:,}" if part in counts[name] else "-" for name in names))
     for key in ("version", "created", "weights_dtype"):
         if key in about:
             table.add_row(f"checkpoint {key}", str(about[key]))

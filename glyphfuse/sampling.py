@@ -102,6 +102,7 @@ def generate(
     prompt i draws all its noise from a generator seeded ``seed + i``; prompts are run in chunks
     of ``batch_size`` (each chunk runs 2x that through the network when guidance != 1).
     low_res: (B, C, h, w) in [-1, 1], required by super-resolution models.
+    device: move the model there first (default: where the model already is).
     """
     from glyphfuse.core.device import autocast_dtype, resolve_device
     from glyphfuse.core.diffusion import GaussianDiffusion
@@ -120,8 +121,11 @@ def generate(
         raise GlyphfuseError(f"model {config.name!r} is not a super-resolution model: low_res must be None")
     if low_res is not None and low_res.shape[0] != len(prompts):
         raise GlyphfuseError(f"got {low_res.shape[0]} low-res images for {len(prompts)} prompts")
-    device = resolve_device(device) if device is not None else next(model.parameters()).device
-    model.to(device).eval()
+    if device is not None:
+        model.to(resolve_device(device))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()  # restored at the end: the trainer may call this for preview samples
 
     diffusion = GaussianDiffusion(config.diffusion)
     shape = (config.channels, config.image_size, config.image_size)
@@ -157,6 +161,7 @@ def generate(
             )
             outputs.append(images.float().cpu())
     finally:
+        model.train(was_training)
         if progress_bar is not None:
             progress_bar.stop()
     return torch.cat(outputs)

@@ -12,6 +12,11 @@ is byte-identical whatever the number of worker processes. One image:
    checked, so a glyph is never clipped;
 4. a flat background of random lightness (random colour with ``color``) and a text colour whose
    luminance differs from it by at least :data:`MIN_CONTRAST`.
+
+Speed: each process renders every (font, size, character) glyph once with FreeType and caches it
+as a numpy bitmap; a line is then composed from cached glyphs at their rounded pen positions
+(no kerning, as PIL's basic layout for most fonts). Font sizes come from a short log-spaced
+ladder so that the cache stays small. PNGs are written with zlib level 1.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data import METADATA_FILE, MetadataWriter, write_example
-from glyphfuse.fonts import discover_fonts, font_supports, load_font
+from glyphfuse.fonts import LAYOUT_CHARACTERS, discover_fonts, font_charset, font_supports, load_font
 
 MAX_LINES = 6  # most lines in one image
 MIN_CONTRAST = 100  # least |luminance(text) - luminance(background)|, 0..255
@@ -152,6 +158,13 @@ def font_size_range(size: int) -> tuple[int, int]:
     return low, high
 
 
+def font_size_ladder(size: int, steps: int = 10) -> list[int]:
+    """The font sizes (px) used on a size x size canvas: ``steps`` log-spaced values from
+    font_size_range. A short ladder keeps the per-process glyph cache small and warm."""
+    low, high = font_size_range(size)
+    return sorted({round(low * (high / low) ** (k / (steps - 1))) for k in range(steps)})
+
+
 def canvas_margin(size: int) -> int:
     """Blank border (px) that no ink may enter."""
     return max(1, round(size * 0.05))
@@ -162,21 +175,74 @@ def max_lines_for(size: int) -> int:
     return max(1, min(MAX_LINES, size // 20))
 
 
-_ADVANCES: dict[tuple[str, float], dict[str, float]] = {}
+@dataclass(frozen=True)
+class Glyph:
+    """One character of one font at one size, rendered once and reused (per process)."""
+
+    advance: float  # pen advance (px)
+    left: int  # ink box offset from the pen position (px)
+    top: int  # ink box offset from the line's ascender (px), PIL anchor "la"
+    bitmap: np.ndarray | None  # (h, w) uint8 coverage; None for blank glyphs such as space
+
+
+_GLYPHS: dict[tuple[str, int], dict[str, Glyph]] = {}
+
+
+def get_glyph(font, char: str) -> Glyph:
+    """The cached rendering of ``char`` in ``font`` (a PIL FreeTypeFont)."""
+    glyphs = _GLYPHS.setdefault((str(font.path), font.size), {})
+    glyph = glyphs.get(char)
+    if glyph is None:
+        left, top, right, bottom = font.getbbox(char)
+        bitmap = None
+        if right > left and bottom > top:
+            image = Image.new("L", (right - left, bottom - top), 0)
+            ImageDraw.Draw(image).text((-left, -top), char, font=font, fill=255)
+            bitmap = np.asarray(image)
+            if not bitmap.any():
+                bitmap = None
+        glyph = glyphs[char] = Glyph(_advances(font).get(char) or font.getlength(char), left, top, bitmap)
+    return glyph
+
+
+_ADVANCES: dict[tuple[str, int], dict[str, float]] = {}
+
+
+def _advances(font) -> dict[str, float]:
+    return _ADVANCES.setdefault((str(font.path), font.size), {})
 
 
 def _ink_width(font, text: str) -> float:
-    """Width estimate of ``text`` from cached per-character advances (no kerning, no overhang).
-    Exact ink boxes are measured once the lines are chosen (see :func:`layout_block`); measuring
-    every wrap candidate exactly would cost most of the render time."""
-    advances = _ADVANCES.setdefault((str(font.path), font.size), {})
-    width = 0.0
+    """Width estimate of ``text`` from its characters' advances, cached per font and size (the
+    exact ink box of the chosen lines is measured by :func:`measure_line`)."""
+    advances = _advances(font)
+    try:
+        return sum(map(advances.__getitem__, text))
+    except KeyError:
+        for char in text:
+            if char not in advances:
+                advances[char] = font.getlength(char)
+        return sum(map(advances.__getitem__, text))
+
+
+def measure_line(font, text: str) -> tuple[list[tuple[int, int, np.ndarray]], tuple[int, int, int, int] | None]:
+    """Glyph placements [(x, y, bitmap)] relative to the line origin (anchor "la") and their
+    exact ink box (left, top, right, bottom), None for a blank line. Characters are placed at
+    their rounded pen positions with no kerning, as PIL's basic layout does for most fonts."""
+    placements = []
+    pen = 0.0
+    left = top = 1 << 30
+    right = bottom = -(1 << 30)
     for char in text:
-        advance = advances.get(char)
-        if advance is None:
-            advance = advances[char] = font.getlength(char)
-        width += advance
-    return width
+        glyph = get_glyph(font, char)
+        if glyph.bitmap is not None:
+            x, y = round(pen) + glyph.left, glyph.top
+            height, width = glyph.bitmap.shape
+            placements.append((x, y, glyph.bitmap))
+            left, top = min(left, x), min(top, y)
+            right, bottom = max(right, x + width), max(bottom, y + height)
+        pen += glyph.advance
+    return placements, ((left, top, right, bottom) if placements else None)
 
 
 def _split_long_word(font, word: str, width: int) -> list[str]:
@@ -193,27 +259,29 @@ def _split_long_word(font, word: str, width: int) -> list[str]:
 
 
 def wrap_lines(font, lines: Sequence[str], width: int, hard: bool = False) -> list[str] | None:
-    """Greedy word wrap of each line to ``width`` px of ink. A single word wider than ``width``
-    gives None, unless ``hard`` (then it is broken between characters)."""
+    """Greedy word wrap of each line to ``width`` px (advance estimate). A single word wider
+    than ``width`` gives None, unless ``hard`` (then it is broken between characters)."""
+    space = _ink_width(font, " ")
     wrapped: list[str] = []
     for line in lines:
         words = line.split()
         if not words:
             wrapped.append("")
             continue
-        current = ""
+        current, current_width = "", 0.0
         for word in words:
-            candidate = f"{current} {word}" if current else word
-            if _ink_width(font, candidate) <= width:
-                current = candidate
+            word_width = _ink_width(font, word)
+            if current and current_width + space + word_width <= width:
+                current, current_width = f"{current} {word}", current_width + space + word_width
                 continue
             if current:
                 wrapped.append(current)
-            if _ink_width(font, word) <= width:
-                current = word
+            if word_width <= width:
+                current, current_width = word, word_width
             elif hard:
                 *full, current = _split_long_word(font, word, width)
                 wrapped.extend(full)
+                current_width = _ink_width(font, current)
             else:
                 return None
         wrapped.append(current)
@@ -222,42 +290,43 @@ def wrap_lines(font, lines: Sequence[str], width: int, hard: bool = False) -> li
 
 @dataclass
 class Layout:
-    """Where each line's drawing origin goes, relative to the block's ink box top-left."""
+    """A block of lines: glyph placements relative to the block's ink box top-left."""
 
     lines: list[str]
-    origins: list[tuple[int, int]]  # (x, y) per line, PIL anchor "la"
+    placements: list[tuple[int, int, np.ndarray]]  # (x, y, (h, w) bitmap)
     width: int  # ink box width (px)
     height: int  # ink box height (px)
 
 
 def layout_block(font, lines: Sequence[str], pitch: int, align: str) -> Layout:
     """Place ``lines`` one ``pitch`` apart, aligned left/center/right by their ink boxes."""
-    boxes = [font.getbbox(line) if line else None for line in lines]
+    measured = [measure_line(font, line) for line in lines]
+    boxes = [box for _, box in measured]
     widths = [(box[2] - box[0]) if box else 0 for box in boxes]
     block_width = max(widths)
-    tops = [k * pitch + box[1] for k, box in enumerate(boxes) if box]
-    bottoms = [k * pitch + box[3] for k, box in enumerate(boxes) if box]
-    top, bottom = min(tops), max(bottoms)
-    origins = []
-    for k, (box, width) in enumerate(zip(boxes, widths)):
-        left = box[0] if box else 0
+    top = min(k * pitch + box[1] for k, box in enumerate(boxes) if box)
+    bottom = max(k * pitch + box[3] for k, box in enumerate(boxes) if box)
+    placements = []
+    for k, ((glyphs, box), width) in enumerate(zip(measured, widths)):
+        if box is None:
+            continue
         if align == "center":
-            x = (block_width - width) // 2 - left
+            dx = (block_width - width) // 2 - box[0]
         elif align == "right":
-            x = block_width - width - left
+            dx = block_width - width - box[0]
         else:
-            x = -left
-        origins.append((x, k * pitch - top))
-    return Layout(list(lines), origins, block_width, bottom - top)
+            dx = -box[0]
+        dy = k * pitch - top
+        placements.extend((x + dx, y + dy, bitmap) for x, y, bitmap in glyphs)
+    return Layout(list(lines), placements, block_width, bottom - top)
 
 
-def _fit(font_path: str, lines: Sequence[str], start_px: int, low_px: int, room: int, spacing: float, align: str) -> tuple[int, Layout]:
-    """Largest font size <= start_px (down to low_px) whose word-wrapped block fits in a
-    room x room box. At low_px the text is hard-wrapped and trailing lines are dropped until it
-    fits; raises _DoesNotFit when nothing is left."""
-    px = start_px
-    while True:
-        final = px <= low_px
+def _fit(font_path: str, lines: Sequence[str], ladder: Sequence[int], start: int, room: int, spacing: float, align: str) -> tuple[int, Layout]:
+    """Largest font size ladder[k], k <= start, whose word-wrapped block fits in a room x room
+    box. At ladder[0] the text is hard-wrapped and trailing lines are dropped until it fits;
+    raises _DoesNotFit when nothing is left."""
+    for step in range(start, -1, -1):
+        px, final = ladder[step], step == 0
         font = load_font(font_path, px)
         ascent, descent = font.getmetrics()
         pitch = max(1, round((ascent + descent) * spacing))
@@ -273,9 +342,7 @@ def _fit(font_path: str, lines: Sequence[str], start_px: int, low_px: int, room:
                 if not final:
                     break
                 wrapped.pop()
-        if final:
-            raise _DoesNotFit
-        px = max(low_px, int(px * 0.9))
+    raise _DoesNotFit
 
 
 class _DoesNotFit(Exception):
@@ -340,34 +407,37 @@ def render_example(source: SynthSource, index: int) -> Rendered:
     size = source.size
     margin = canvas_margin(size)
     room = size - 2 * margin
-    low_px, high_px = font_size_range(size)
-    for attempt in range(20):
+    ladder = font_size_ladder(size)
+    for _attempt in range(20):
         if source.texts is not None:
             lines = rng.choice(source.texts).split("\n")
         else:
             lines = random_transcript(rng, source.words or load_words(), max_lines_for(size))
-        candidates = [path for path in source.font_paths if font_supports(path, "".join(lines))]
+        needed = set("".join(lines)) - LAYOUT_CHARACTERS
+        candidates = [path for path in source.font_paths if font_charset(path).issuperset(needed)]
         if not candidates:
             continue
         font_path = rng.choice(candidates)
-        # log-uniform size: small text (more words per image) is as common as large text
-        start_px = round(low_px * (high_px / low_px) ** rng.random())
+        start = rng.randrange(len(ladder))  # log-uniform size: small text as common as large
         align = rng.choice(("left", "left", "center", "right"))
         try:
-            font_px, layout = _fit(font_path, lines, start_px, low_px, room, rng.uniform(1.0, 1.25), align)
+            font_px, layout = _fit(font_path, lines, ladder, start, room, rng.uniform(1.0, 1.25), align)
         except _DoesNotFit:
             continue
         left = margin + rng.randint(0, room - layout.width)
         top = margin + rng.randint(0, room - layout.height)
-        mask = Image.new("L", (size, size), 0)
-        draw = ImageDraw.Draw(mask)
-        font = load_font(font_path, font_px)
-        for line, (x, y) in zip(layout.lines, layout.origins):
-            if line:
-                draw.text((left + x, top + y), line, font=font, fill=255)
-        bbox = mask.getbbox()
-        if bbox is None or bbox[0] < margin or bbox[1] < margin or bbox[2] > size - margin or bbox[3] > size - margin:
-            continue  # nothing drawn, or ink outside the predicted box: try another sample
+        coverage = np.zeros((size, size), dtype=np.uint8)  # (H, W) text ink, 0..255
+        for x, y, bitmap in layout.placements:
+            height, width = bitmap.shape
+            region = coverage[top + y : top + y + height, left + x : left + x + width]
+            np.maximum(region, bitmap, out=region)  # overlapping glyphs: keep the stronger ink
+        rows, cols = np.flatnonzero(coverage.any(axis=1)), np.flatnonzero(coverage.any(axis=0))
+        if len(rows) == 0:
+            continue
+        bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        if bbox[0] < margin or bbox[1] < margin or bbox[2] > size - margin or bbox[3] > size - margin:
+            continue  # ink outside the planned box (cannot happen; never write a clipped glyph)
+        mask = Image.fromarray(coverage)
         background, foreground = random_colors(rng, source.color)
         image = Image.new("RGB" if source.color else "L", (size, size), background)
         image.paste(foreground, (0, 0, size, size), mask)

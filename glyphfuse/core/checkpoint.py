@@ -50,6 +50,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, fsync it, then os.replace it over ``path``."""
     path = Path(path)
@@ -60,6 +66,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -172,6 +179,7 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
     old: Path | None = None
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; use the usual permissions
         files = {WEIGHTS_NAME: save(state, metadata={"format": "pt", "glyphfuse_version": __version__}), CONFIG_NAME: config_bytes}
         for name, data in (extra_files or {}).items():
             if Path(name).name != name or name in files:
@@ -303,7 +311,9 @@ def config_rows(config: ModelConfig) -> list[tuple[str, str]]:
             for key, sub in value.items():
                 walk(f"{prefix}.{key}" if prefix else key, sub)
         else:
-            rows.append((prefix, "-" if value is None else str(tuple(value) if isinstance(value, list) else value)))
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            rows.append((prefix, "-" if value is None else str(value)))
 
     walk("", config.to_dict())
     return rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,22 +138,40 @@ def _base128() -> ModelConfig:
     )
 
 
-def _sr256() -> ModelConfig:
-    base = _base128()
+def sr_config_for(base: ModelConfig, sr_size: int, *, name: str | None = None, low_res_noise_max: float = 0.2) -> ModelConfig:
+    """The super-resolution config that upsamples ``base``'s images to ``sr_size`` px.
+
+    The SR U-Net is the base U-Net plus ``log2(sr_size / base.image_size)`` new OUTERMOST levels
+    (channel_mult prefixed by that many copies of channel_mult[0]), so every deeper level, the
+    middle and the position tables line up with the base model's (see glyphfuse/warm_start.py).
+    It sees the noisy image and the upsampled low-res image (in_channels = 2 * channels) and keeps
+    the base's text encoder and diffusion settings. Feature-map sizes (attention and weave
+    resolutions) are kept, so the new outer levels get neither.
+    """
+    if base.is_super_resolution:
+        raise GlyphfuseError(f"model config {base.name!r} is already a super-resolution model; give a base model config")
+    ratio = sr_size / base.image_size
+    new_levels = int(round(math.log2(ratio))) if ratio > 1 else 0
+    if sr_size <= base.image_size or 2**new_levels * base.image_size != sr_size:
+        raise GlyphfuseError(
+            f"SR size {sr_size} px does not line up with base model {base.name!r} ({base.image_size} px): "
+            f"it must be the base size times a power of two (e.g. {2 * base.image_size} or {4 * base.image_size})"
+        )
+    mults = tuple(base.unet.channel_mult)
     return ModelConfig(
-        name="sr256",
-        image_size=256,
+        name=name or f"{base.name}-sr{sr_size}",
+        image_size=sr_size,
         channels=base.channels,
         low_res_size=base.image_size,
-        low_res_noise_max=0.2,
-        text=base.text,
-        unet=dataclasses.replace(
-            base.unet,
-            in_channels=2 * base.channels,
-            channel_mult=(base.unet.channel_mult[0],) + base.unet.channel_mult,
-        ),
-        diffusion=base.diffusion,
+        low_res_noise_max=low_res_noise_max,
+        text=dataclasses.replace(base.text),
+        unet=dataclasses.replace(base.unet, in_channels=2 * base.channels, channel_mult=(mults[0],) * new_levels + mults),
+        diffusion=dataclasses.replace(base.diffusion),
     )
+
+
+def _sr256() -> ModelConfig:
+    return sr_config_for(_base128(), 256, name="sr256", low_res_noise_max=0.2)
 
 
 PRESETS = {"tiny": _tiny, "base64": _base64, "base128": _base128, "sr256": _sr256}

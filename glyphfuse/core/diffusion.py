@@ -167,6 +167,7 @@ class GaussianDiffusion:
         if abar.ndim != 1 or not (np.all(betas > 0) and np.all(betas <= 1)):
             raise ValueError("alphas_cumprod must be a strictly decreasing 1-D array in [0, 1)")
         self.num_steps = len(abar)
+        self._tables: dict = {}  # (buffer id, device, dtype) -> cast copy, see _gather
         self.timestep_map = torch.as_tensor(
             list(range(self.num_steps)) if timestep_map is None else list(timestep_map), dtype=torch.long
         )
@@ -205,11 +206,14 @@ class GaussianDiffusion:
         """Chain indices (B,) long -> the original timesteps the network expects, (B,) float."""
         return self.timestep_map[t.cpu()].to(device=t.device, dtype=torch.float32)
 
-    @staticmethod
-    def _gather(buffer: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """buffer[t] as (B, 1, 1, ...) in like's dtype/device (indexing happens in float64 on CPU)."""
-        values = buffer[t.detach().cpu().long()]
-        return values.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.ndim - 1)))
+    def _gather(self, buffer: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """buffer[t] as (B, 1, 1, ...) in like's dtype and device. Each float64 buffer is cast
+        (on the CPU: MPS has no float64) and moved once per (device, dtype), then cached."""
+        key = (id(buffer), like.device, like.dtype)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = buffer.to(like.dtype).to(like.device)
+        return table[t.to(like.device).long()].view(-1, *([1] * (like.ndim - 1)))
 
     # -- forward process ----------------------------------------------------------------------
 

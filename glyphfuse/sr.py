@@ -1,0 +1,203 @@
+"""Super-resolution pieces used by two-stage sampling and by the trainer's SR sample grids.
+
+    from glyphfuse.sr import check_sr_compatible, upsample_with_sr
+    check_sr_compatible(base_config, sr_config)              # before any sampling
+    low = generate(base, base_config, prompts, ...)          # (B, C, 64, 64)
+    high = upsample_with_sr(sr, sr_config, prompts, low, steps=50, seed=0)  # (B, C, 128, 128)
+
+The SR model sees the low-res image upsampled bilinearly and concatenated to its noisy input
+(GlyphModel does that); here only the shapes are checked and, optionally, the same noise
+augmentation as in training is applied to the low-res images (``low_res_noise``), with that
+level passed to the model as ``low_res_noise_level``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.errors import GlyphfuseError
+
+
+def check_sr_compatible(base_config: ModelConfig, sr_config: ModelConfig, *, base_where: str | None = None, sr_where: str | None = None) -> None:
+    """GlyphfuseError unless ``sr_config`` can upsample ``base_config``'s images: a base model and
+    an SR model whose low-res size is the base image size, the same channels and the same text
+    encoder/tokenizer settings (so a prompt means the same tokens to both).
+    ``base_where`` / ``sr_where`` name the checkpoints in the message (default: config names)."""
+    base_where = base_where or f"base model {base_config.name!r}"
+    sr_where = sr_where or f"SR model {sr_config.name!r}"
+    if base_config.is_super_resolution:
+        raise GlyphfuseError(f"{base_where}: is a super-resolution model; the first stage needs a base model")
+    if not sr_config.is_super_resolution:
+        raise GlyphfuseError(f"{sr_where}: is not a super-resolution model (no low_res_size); make one with glyphfuse warm-start")
+    if sr_config.low_res_size != base_config.image_size:
+        raise GlyphfuseError(
+            f"{sr_where}: upsamples {sr_config.low_res_size} px images but {base_where} makes {base_config.image_size} px images"
+        )
+    if sr_config.channels != base_config.channels:
+        raise GlyphfuseError(f"{sr_where}: has {sr_config.channels} image channel(s), {base_where} has {base_config.channels}")
+    base_text, sr_text = dataclasses.asdict(base_config.text), dataclasses.asdict(sr_config.text)
+    differ = [f"{key} {sr_text[key]} vs {base_text[key]}" for key in base_text if base_text[key] != sr_text.get(key)]
+    if differ:
+        raise GlyphfuseError(f"{sr_where}: text encoder settings differ from {base_where} ({'; '.join(differ)})")
+
+
+class _WithLowResNoiseLevel(nn.Module):
+    """Passes a fixed low_res_noise_level to an SR model (sampling.generate does not)."""
+
+    def __init__(self, model: nn.Module, level: float):
+        super().__init__()
+        self.model = model
+        self.level = float(level)
+
+    def forward(self, x_t, timesteps, text, low_res=None):
+        level = torch.full((x_t.shape[0],), self.level, device=x_t.device)
+        return self.model(x_t, timesteps, text, low_res=low_res, low_res_noise_level=level)
+
+
+def noise_low_res(low_res: torch.Tensor, level: float, seed: int) -> torch.Tensor:
+    """The training-time noise augmentation at a fixed ``level``; image i's noise comes from a
+    generator seeded by (seed, i), so it does not depend on the batch."""
+    from glyphfuse.train import augment_low_res
+
+    noise = torch.stack([
+        torch.randn(low_res.shape[1:], generator=torch.Generator().manual_seed((int(seed) + i) ^ 0x5EEDF00D)) for i in range(low_res.shape[0])
+    ]).to(low_res)
+    return augment_low_res(low_res, torch.full((low_res.shape[0],), float(level)), noise)
+
+
+@torch.no_grad()
+def upsample_with_sr(
+    sr_model: nn.Module,
+    sr_config: ModelConfig,
+    prompts: Sequence[str],
+    low_res_images: torch.Tensor,
+    *,
+    steps: int = 50,
+    seed: int = 0,
+    guidance: float = 1.0,
+    device: str | torch.device | None = None,
+    sampler: str = "ddim",
+    eta: float = 0.0,
+    low_res_noise: float = 0.0,
+    dynamic_threshold: float | None = None,
+    batch_size: int = 16,
+    show_progress: bool = False,
+) -> torch.Tensor:
+    """SR images (B, C, S, S) in [-1, 1] for ``low_res_images`` (B, C, s, s) in [-1, 1] and their
+    prompts, S = sr_config.image_size, s = sr_config.low_res_size. Image i's noise comes from
+    seed + i, as in sampling.generate. ``low_res_noise`` in [0, 1): augment the low-res input
+    like training does at that level (0 = clean)."""
+    from glyphfuse.sampling import generate
+
+    if not sr_config.is_super_resolution:
+        raise GlyphfuseError(f"model {sr_config.name!r} is not a super-resolution model; it cannot upsample")
+    prompts = list(prompts)
+    expected = (len(prompts), sr_config.channels, sr_config.low_res_size, sr_config.low_res_size)
+    if low_res_images.dim() != 4 or tuple(low_res_images.shape) != expected:
+        raise GlyphfuseError(
+            f"SR model {sr_config.name!r}: low-res images have shape {tuple(low_res_images.shape)}, expected {expected} "
+            f"({len(prompts)} prompt(s), {sr_config.channels} channel(s), {sr_config.low_res_size} px)"
+        )
+    if not 0.0 <= low_res_noise < 1.0:
+        raise GlyphfuseError(f"low-res noise level must be in [0, 1), got {low_res_noise}")
+    low_res = low_res_images.float().clamp(-1, 1)
+    model = sr_model
+    if low_res_noise > 0:
+        low_res = noise_low_res(low_res, low_res_noise, seed)
+        model = _WithLowResNoiseLevel(sr_model, low_res_noise)
+    return generate(
+        model, sr_config, prompts, steps=steps, sampler=sampler, guidance=guidance, seed=seed, device=device, eta=eta,
+        dynamic_threshold=dynamic_threshold, low_res=low_res, show_progress=show_progress, batch_size=batch_size,
+    )
+
+
+def make_low_res(images: torch.Tensor, low_res_size: int, *, blur: bool = False, seed: int = 0) -> torch.Tensor:
+    """The clean (no noise augmentation) SR conditioning of targets (B, C, H, W): the trainer's
+    area downsampling and optional light blur."""
+    from glyphfuse.train import prepare_super_resolution_batch
+
+    low_res, _ = prepare_super_resolution_batch(images, low_res_size, 0.0, torch.Generator().manual_seed(seed), blur=blur)
+    return low_res
+
+
+def sr_sample_grid(model: nn.Module, config: ModelConfig, images: torch.Tensor, texts: Sequence[str], *, steps: int, guidance: float, seed: int, blur: bool = False, device=None):
+    """A PIL grid with one row per example: low-res input (nearest-upscaled) | SR output | ground truth."""
+    import torch.nn.functional as F
+
+    from glyphfuse.core.images import make_grid, tensor_to_pil
+
+    low_res = make_low_res(images, config.low_res_size, blur=blur, seed=seed)
+    upsampled = upsample_with_sr(model, config, list(texts), low_res, steps=steps, seed=seed, guidance=guidance, device=device)
+    shown_low = F.interpolate(low_res, size=images.shape[-2:], mode="nearest")
+    pictures = []
+    for low, sr, truth in zip(shown_low, upsampled, images):
+        pictures += [tensor_to_pil(low), tensor_to_pil(sr), tensor_to_pil(truth.cpu())]
+    return make_grid(pictures, columns=3)
+
+
+def sr_sample_examples(dataset, count: int) -> tuple[torch.Tensor, list[str]]:
+    """The first ``count`` examples of a training dataset as (images (B, C, H, W), texts): the
+    fixed ground truth of the SR sample grids."""
+    items = [dataset[i] for i in range(min(count, len(dataset)))]
+    return torch.stack([image for image, _ in items]), [text for _, text in items]
+
+
+# ---------------------------------------------------------------------------------------------
+# train-sr: the shared trainer, initialised from a warm-started SR checkpoint
+# ---------------------------------------------------------------------------------------------
+
+
+def init_from_checkpoint(path: str | Path):
+    """An ``init_model`` hook for :func:`glyphfuse.train.train` that loads the weights of the
+    checkpoint folder ``path`` (e.g. made by ``glyphfuse warm-start``) into the fresh model."""
+    from glyphfuse.core.checkpoint import WEIGHTS_NAME, check_state_dict, load_safetensors
+
+    weights_path = Path(path) / WEIGHTS_NAME
+
+    def init_model(model: nn.Module) -> None:
+        tensors = load_safetensors(weights_path)
+        expected = model.state_dict()
+        check_state_dict(expected, tensors, str(weights_path))
+        with torch.no_grad():
+            for name, tensor in expected.items():
+                tensor.copy_(tensors[name])
+
+    return init_model
+
+
+def train_sr(data, out, *, init=None, model: str | None = None, config_file=None, overrides: dict | None = None, resume: bool | None = None, **train_kwargs):
+    """Train a super-resolution model on the image folder ``data`` into the run folder ``out``
+    with the shared trainer (resume, torchrun, EMA, checkpoints; sample grids show low-res input |
+    SR output | ground truth).
+
+    init: SR checkpoint folder to start from (``glyphfuse warm-start``); its config is the model.
+    model: instead, an SR ModelConfig JSON file (or preset, e.g. sr256) trained from random init.
+    A run folder that already has a checkpoint resumes it; ``init`` is then not loaded again.
+    """
+    from glyphfuse import train as trainer
+    from glyphfuse.core.checkpoint import load_checkpoint_config
+
+    overrides = dict(overrides or {})
+    init_model = None
+    resuming = resume is not False and trainer.find_latest_checkpoint(out) is not None
+    if init is not None:
+        if model is not None:
+            raise GlyphfuseError("give either --init SR_CKPT or --model, not both")
+        init_config = load_checkpoint_config(init)
+        if not init_config.is_super_resolution:
+            raise GlyphfuseError(f"{init}: {init_config.name!r} is not a super-resolution checkpoint; make one with glyphfuse warm-start BASE_CKPT --out SR_CKPT")
+        overrides["model"] = init_config.to_dict()
+        init_model = init_from_checkpoint(init)
+    elif model is None and not resuming:
+        raise GlyphfuseError(f"{out}: a new SR run needs --init SR_CKPT (from glyphfuse warm-start) or --model SR_CONFIG")
+    train_config = trainer.config_for_run(data, out, config_file=config_file, model=model, overrides=overrides, resume=resume)
+    model_config = train_config.model_config()
+    if not model_config.is_super_resolution:
+        raise GlyphfuseError(f"model {model_config.name!r} is not a super-resolution model; train-sr needs one (train base models with train-base)")
+    return trainer.train(train_config, out, resume=resume, init_model=init_model, **train_kwargs)

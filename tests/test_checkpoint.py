@@ -1,0 +1,187 @@
+"""Checkpoint folders: save -> load round trip, atomic replacement, and clear errors."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from glyphfuse.core.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_checkpoint,
+    load_checkpoint_config,
+    load_safetensors,
+    read_checkpoint_info,
+    save_checkpoint,
+    save_safetensors_atomic,
+    write_json_atomic,
+)
+from glyphfuse.core.config import get_preset
+from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.model import GlyphModel
+from glyphfuse.core.tokenizer import tokenize
+
+
+def micro_config():
+    """The tiny preset shrunk to 16 px and ~100k parameters (fast on a 2-core CPU)."""
+    config = get_preset("tiny")
+    config.image_size = 16
+    config.unet = dataclasses.replace(config.unet, base_channels=8, head_channels=8)
+    config.text = dataclasses.replace(config.text, width=16, head_dim=8)
+    return config
+
+
+def random_model(config, seed=0):
+    """A model with every parameter random (the zero-initialised output layers would otherwise
+    make every output 0 and the comparisons below vacuous)."""
+    torch.manual_seed(seed)
+    model = GlyphModel(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    return model.eval()
+
+
+def _outputs(model, config):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, config.channels, config.image_size, config.image_size, generator=g)
+    text = tokenize(["hi", "a\nb"], config.text.max_length)
+    with torch.no_grad():
+        return model(x, torch.tensor([10.0, 700.0]), text)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    config = micro_config()
+    model = random_model(config)
+    path = tmp_path_factory.mktemp("ckpt") / "run"
+    save_checkpoint(path, model, config, metadata={"step": 12, "note": "test"})
+    return path, model, config
+
+
+def test_save_load_round_trip_gives_identical_outputs(saved):
+    path, model, config = saved
+    assert sorted(p.name for p in path.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    loaded, loaded_config = load_checkpoint(path)
+    assert loaded_config == config
+    assert not loaded.training
+    out = _outputs(loaded, config)
+    assert out.abs().max() > 0  # not the trivial all-zero output
+    assert torch.equal(out, _outputs(model, config))
+
+
+def test_config_json_layout(saved):
+    path, _, config = saved
+    header = json.loads((path / CONFIG_NAME).read_text())
+    assert header["model"] == json.loads(config.to_json())
+    info = read_checkpoint_info(path)
+    assert info["metadata"] == {"step": 12, "note": "test"}
+    assert info["weights_dtype"] == "float32" and info["version"] and info["created"]
+    assert load_checkpoint_config(path) == config
+
+
+@pytest.mark.parametrize("dtype,tol", [("float16", 1e-3), ("bfloat16", 1e-2)])
+def test_half_precision_storage_loads_back_as_fp32(tmp_path, dtype, tol):
+    config = micro_config()
+    model = random_model(config)
+    save_checkpoint(tmp_path / "half", model, config, dtype=dtype)
+    full = sum(t.numel() * 4 for t in model.state_dict().values())
+    assert (tmp_path / "half" / WEIGHTS_NAME).stat().st_size < 0.6 * full
+    loaded, _ = load_checkpoint(tmp_path / "half")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=tol, atol=tol)
+
+
+def test_save_replaces_an_existing_checkpoint_atomically(tmp_path):
+    config = micro_config()
+    path = tmp_path / "ckpt"
+    save_checkpoint(path, random_model(config, seed=1), config, metadata={"step": 1})
+    model2 = random_model(config, seed=2)
+    save_checkpoint(path, model2, config, metadata={"step": 2}, extra_files={"trainer.json": b"{}"})
+    assert read_checkpoint_info(path)["metadata"]["step"] == 2
+    assert (path / "trainer.json").read_bytes() == b"{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temp or old folders left
+    assert torch.equal(_outputs(load_checkpoint(path)[0], config), _outputs(model2, config))
+
+
+def test_save_refuses_to_replace_a_folder_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(GlyphfuseError, match="not a glyphfuse checkpoint"):
+        save_checkpoint(tmp_path, random_model(micro_config()), micro_config())
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_missing_folder_and_files(tmp_path, saved):
+    with pytest.raises(GlyphfuseError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope")
+    path, model, config = saved
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / CONFIG_NAME).write_bytes((path / CONFIG_NAME).read_bytes())
+    with pytest.raises(GlyphfuseError, match=r"model\.safetensors: file is missing"):
+        load_checkpoint(no_weights)
+    no_config = tmp_path / "no_config"
+    no_config.mkdir()
+    (no_config / WEIGHTS_NAME).write_bytes((path / WEIGHTS_NAME).read_bytes())
+    with pytest.raises(GlyphfuseError, match=r"config\.json: file is missing"):
+        load_checkpoint(no_config)
+
+
+def _copy(src, dst):
+    dst.mkdir()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst
+
+
+def test_truncated_safetensors_is_a_clear_error(tmp_path, saved):
+    path = _copy(saved[0], tmp_path / "broken")
+    data = (path / WEIGHTS_NAME).read_bytes()
+    for cut in (len(data) // 2, 5, 0):
+        (path / WEIGHTS_NAME).write_bytes(data[:cut])
+        with pytest.raises(GlyphfuseError, match=r"model\.safetensors: truncated or corrupt"):
+            load_checkpoint(path)
+
+
+def test_invalid_config_json_is_a_clear_error(tmp_path, saved):
+    path = _copy(saved[0], tmp_path / "badjson")
+    (path / CONFIG_NAME).write_text("{not json")
+    with pytest.raises(GlyphfuseError, match=r"config\.json: not valid JSON"):
+        load_checkpoint(path)
+    (path / CONFIG_NAME).write_text(json.dumps({"model": {"image_sise": 32}}))
+    with pytest.raises(GlyphfuseError, match=r"config\.json.*image_sise"):
+        load_checkpoint(path)
+
+
+def test_config_that_does_not_match_the_tensors_is_a_clear_error(tmp_path, saved):
+    path = _copy(saved[0], tmp_path / "edited")
+    header = json.loads((path / CONFIG_NAME).read_text())
+    header["model"]["unet"]["base_channels"] = 16
+    (path / CONFIG_NAME).write_text(json.dumps(header))
+    with pytest.raises(GlyphfuseError, match=r"weights do not match the model config.*shape mismatch.*\(file vs config\)"):
+        load_checkpoint(path)
+
+
+def test_missing_and_unexpected_tensors_are_named(tmp_path, saved):
+    path = _copy(saved[0], tmp_path / "renamed")
+    tensors = load_safetensors(path / WEIGHTS_NAME)
+    name = sorted(tensors)[0]
+    tensors["extra.weight"] = tensors.pop(name)
+    save_safetensors_atomic(path / WEIGHTS_NAME, tensors)
+    with pytest.raises(GlyphfuseError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert f"1 missing tensor(s): {name}" in message and "1 unexpected tensor(s): extra.weight" in message
+    assert str(path / WEIGHTS_NAME) in message
+
+
+def test_atomic_writers(tmp_path):
+    write_json_atomic(tmp_path / "a" / "x.json", {"b": [1, 2], "ü": "ß"})
+    assert json.loads((tmp_path / "a" / "x.json").read_text(encoding="utf-8")) == {"b": [1, 2], "ü": "ß"}
+    shared = torch.arange(6.0)
+    save_safetensors_atomic(tmp_path / "t.safetensors", {"a": shared, "b": shared[:3]}, metadata={"step": 5})
+    loaded = load_safetensors(tmp_path / "t.safetensors")
+    assert torch.equal(loaded["a"], shared) and torch.equal(loaded["b"], shared[:3])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "t.safetensors"]
