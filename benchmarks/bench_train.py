@@ -85,8 +85,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per trial")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--trials", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the trainer")
-    X
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader workers of the trainer (1: loading overlaps the 1-thread compute)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default; 1 gives steady figures on a busy 2-core box)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -48,6 +48,62 @@ def _root(
 # (subcommands are added below, one block each)
 
 
+# --- eval [pipeline helper] -------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Base model checkpoint to evaluate. Default: the packaged model (skipped when only --ground-truth is given)."),
+    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: evaluate the two-stage pipeline."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), phrases, multiline."),
+    num: int = typer.Option(4, "--num", "-n", min=1, help="Samples per prompt."),
+    candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: each sample is the best of this many candidates."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (recorded in the report). Same seed and settings -> same report."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps of the base model."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddim or ddpm."),
+    guidance: float = typer.Option(3.0, "--guidance", "-g", help="Classifier-free guidance scale."),
+    sr_steps: Optional[int] = typer.Option(None, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps)."),
+    sr_guidance: float = typer.Option(1.0, "--sr-guidance", help="Guidance scale of the SR model."),
+    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, help="Rejection sampling: keep only candidates at or above this if the best reaches it."),
+    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, help="Rejection sampling: otherwise drop candidates under this."),
+    ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Also save every evaluated image into this folder (pPPP_sK.png)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
+    ocr_processes: Optional[int] = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+) -> None:
+    """Score how legibly a model writes held-out prompts: mean CER, exact and exact_ci by OCR.
+
+    Each prompt is sampled -n times (with --candidates N: each the OCR-best of N); all images are
+    read with tesseract and compared with their prompts (DESIGN.md §4). --ground-truth reads real
+    renderings the same way: what a perfect generator would score at that size.
+
+    [bold]Examples[/]
+
+      glyphfuse eval --checkpoint runs/base64/checkpoint --prompts examples/prompts/words.txt -n 4 --json eval.json
+
+      glyphfuse eval -c ckpt/base64 --sr-checkpoint ckpt/sr128 --prompts multiline --candidates 4
+
+      glyphfuse synth-fonts /tmp/gt64 --count 200 --size 64 --seed 1 && glyphfuse eval --ground-truth /tmp/gt64
+    """
+    from rich.console import Console as StdoutConsole
+
+    from glyphfuse import evaluate, ranking
+
+    if sampler not in ("ddim", "ddpm"):
+        raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
+    report = evaluate.run_eval(
+        checkpoint, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, candidates=candidates,
+        seed=seed, steps=steps, sampler=sampler, guidance=guidance, sr_steps=sr_steps, sr_guidance=sr_guidance,
+        keep_only_if_above=keep_only_if_above, delete_under=delete_under, device=device, ocr_processes=ocr_processes,
+        batch_size=batch_size, show_progress=True, images_dir=images,
+    )
+    for table in evaluate.report_tables(report):
+        StdoutConsole().print(table)
+    if json_out is not None:
+        ranking.write_report(json_out, evaluate.report_json(report))
+        print(f"wrote {json_out}")
+
+
 # --- warm-start + train-sr [SR helper] ----------------------------------------------------------
 @app.command("warm-start")
 def warm_start(
@@ -60,10 +116,7 @@ def warm_start(
 ) -> None:
     """Build a super-resolution model from a trained base model: copy every base tensor that has a place in it.
 
-    The SR U-Net is the base U-Net plus new outermost level(s). The deeper levels, the middle,
-    the up-path at base resolution and below, the timestep embedding, the text encoder and the
-    position tables are copied bit for bit; the input conv, the new level(s) and the output
-    layers start fresh. Prints what was copied, left new or skipped, and why.
+    The SR U-Net is the base U-Net plus new outermost level(s). The deeper levels, the middle, the up-path at base resolution and below, the timestep embedding, the text encoder and the position tables are copied bit for bit; the input conv, the new level(s) and the output layers start fresh. Prints what was copied, left new or skipped, and why.
 
     [bold]Examples[/]
 
@@ -109,9 +162,7 @@ def train_sr(
 ) -> None:
     """Train a super-resolution model on an image folder, on the same trainer as train-base.
 
-    Training pairs: each image is the target; its low-res input is the image area-downsampled
-    to the base size (optionally blurred) plus noise augmentation. Resumable, multi-GPU with
-    torchrun; running the same command again continues from OUT/checkpoints/latest.
+    Training pairs: each image is the target; its low-res input is the image area-downsampled to the base size (optionally blurred) plus noise augmentation. Resumable, multi-GPU with torchrun; running the same command again continues from OUT/checkpoints/latest.
 
     [bold]Examples[/]
 
@@ -156,6 +207,8 @@ def synth_fonts(
     from glyphfuse.synth import synthesize
 
     summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True)
+    if summary.skipped_texts:
+        console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
     console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")
 
 
@@ -198,7 +251,7 @@ def train_base(
 
       glyphfuse train-base data/synth --out runs/tiny --model tiny --steps 500 --batch-size 16 --lr 1e-3 --device cpu
 
-      glyphfuse train-base data/synth --out runs/base64 --model base64 --config examples/train.json
+      glyphfuse train-base data/synth --out runs/base64 --model base64 --config train.json
 
       torchrun --nproc_per_node 4 -m glyphfuse train-base data/synth --out runs/base64 --batch-size 32
 
@@ -232,14 +285,29 @@ def sample(
     sampler: str = typer.Option("ddim", "--sampler", help="ddim (deterministic with --eta 0) or ddpm (ancestral)."),
     guidance: float = typer.Option(3.0, "--guidance", "-g", help="Classifier-free guidance scale (1 = no guidance)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; image i uses seed + i. Same seed -> same images."),
-    num: int = typer.Option(1, "--num", "-n", min=1, help="Number of images to draw for the prompt."),
+    num: int = typer.Option(1, "--num", "-n", min=1, help="Number of images to write for the prompt (each the best of --candidates)."),
     grid: bool = typer.Option(False, "--grid", help="Write the N images as one grid picture instead of N files."),
     eta: float = typer.Option(0.0, "--eta", min=0.0, help="DDIM noise (0 = deterministic, 1 = DDPM-like)."),
     dynamic_threshold: Optional[float] = typer.Option(None, "--dynamic-threshold", min=0.0, max=1.0, help="Imagen dynamic thresholding percentile of |x0| (e.g. 0.995) instead of clipping x0 to [-1, 1]."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+    candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: draw this many candidates per output image and keep the one OCR reads best (needs tesseract when > 1)."),
+    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, help="If the best candidate's OCR similarity reaches this, keep only candidates at or above it for SR."),
+    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, help="Otherwise drop candidates under this similarity before SR (never all)."),
+    keep_all: Optional[Path] = typer.Option(None, "--keep-all", help="Also save every candidate (base and SR) into this folder, named by candidate, stage and score, plus candidates.json."),
+    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: upsample the surviving candidates with it (checked against the base model before sampling)."),
+    sr_steps: Optional[int] = typer.Option(None, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps)."),
+    sr_guidance: float = typer.Option(1.0, "--sr-guidance", help="Classifier-free guidance scale of the SR model."),
+    ocr: bool = typer.Option(False, "--ocr", help="Read the chosen image with OCR and print its text and score even with one candidate and no SR."),
+    ocr_processes: Optional[int] = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
 ) -> None:
-    """Draw images that show PROMPT.
+    """Draw images that show PROMPT, optionally best-of-N by OCR and super-resolved.
+
+    Pipeline (DESIGN.md §3): the base model draws --candidates images per output, OCR reads and
+    scores them (trigram similarity to the prompt), the weak ones are dropped, the survivors are
+    upsampled with --sr-checkpoint, read again, and the best is written. With -n M and
+    --candidates N it writes M images, each chosen from its own N candidates (M*N drawn;
+    candidate i of output m uses seed + m*N + i).
 
     [bold]Examples[/]
 
@@ -248,26 +316,37 @@ def sample(
       glyphfuse sample "the\\nwhat string" -o what.png -n 4 --grid --seed 7
 
       glyphfuse sample "OPEN 24h" -o open.png --sampler ddpm --steps 250 --guidance 4
+
+      glyphfuse sample "quartz fjord" -o q.png -c ckpt/base64 --sr-checkpoint ckpt/sr128 --candidates 8 --keep-all q_candidates
     """
-    from glyphfuse import sampling
+    from glyphfuse import pipeline, sampling
 
     if sampler not in ("ddim", "ddpm"):
         raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
-    model, config = sampling.load_model(checkpoint, device)
-    if config.is_super_resolution:
-        raise GlyphfuseError(f"{checkpoint or 'default model'}: {config.name!r} is a super-resolution model; sample needs a base model checkpoint")
+    models = pipeline.load_models(checkpoint, sr_checkpoint, device)
     text = sampling.parse_prompt(prompt)
-    images = sampling.generate(
-        model, config, [text] * num, steps=steps, sampler=sampler, guidance=guidance, seed=seed, eta=eta,
-        dynamic_threshold=dynamic_threshold, show_progress=True, batch_size=batch_size,
+    results = pipeline.sample_many(
+        [text] * num, **models, candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
+        steps=steps, sampler=sampler, guidance=guidance, seed=seed, eta=eta, dynamic_threshold=dynamic_threshold,
+        sr_steps=sr_steps, sr_guidance=sr_guidance, ocr=True if ocr else None, ocr_processes=ocr_processes,
+        batch_size=batch_size, show_progress=True, keep_all_dir=keep_all,
     )
-    settings = f"{sampler} {steps} steps, guidance {guidance}"
-    paths = sampling.save_images(images, out, grid=grid)
+    import torch
+
+    size = (models["sr_config"] or models["base_config"]).image_size
+    settings = f"{sampler} {steps} steps, guidance {guidance}" + (f", SR {sr_steps or steps} steps" if sr_checkpoint is not None else "")
+    paths = sampling.save_images(torch.stack([result.tensor for result in results]), out, grid=grid)
     if grid:
-        print(f"wrote {paths[0]} (grid of {num} images {config.image_size}x{config.image_size}, seeds {seed}..{seed + num - 1}, {settings})")
-    else:
-        for index, path in enumerate(paths):
-            print(f"wrote {path} ({config.image_size}x{config.image_size}, seed {seed + index}, {settings})")
+        print(f"wrote {paths[0]} (grid of {num} images {size}x{size}, seeds {seed}..{seed + num * candidates - 1}, {settings})")
+    for index, result in enumerate(results):
+        first = seed + index * candidates
+        seeds = f"seed {first + result.chosen_index}" + (f", best of {candidates} (seeds {first}..{first + candidates - 1})" if candidates > 1 else "")
+        if not grid:
+            print(f"wrote {paths[index]} ({size}x{size}, {seeds}, {settings})")
+        if result.similarity is not None:
+            print(f"  OCR read {result.ocr_text!r}, similarity {result.similarity:.3f}")
+    if keep_all is not None:
+        print(f"saved all {sum(len(r.candidates) for r in results)} candidates to {keep_all} (listing: {keep_all / pipeline.KEEP_ALL_LISTING})")
 
 
 @app.command("info")

@@ -186,22 +186,44 @@ class Glyph:
 
 
 _GLYPHS: dict[tuple[str, int], dict[str, Glyph]] = {}
+_SCRATCH: dict[int, tuple[Image.Image, ImageDraw.ImageDraw]] = {}  # per font size: canvas to draw one glyph on
+
+
+def _has_box(font, char: str) -> bool:
+    left, top, right, bottom = font.getbbox(char)
+    return right > left and bottom > top
 
 
 def get_glyph(font, char: str) -> Glyph:
-    """The cached rendering of ``char`` in ``font`` (a PIL FreeTypeFont)."""
+    """The cached rendering of ``char`` in ``font`` (a PIL FreeTypeFont): drawn once at a known
+    origin on a scratch canvas, then cut to its exact ink box."""
     glyphs = _GLYPHS.setdefault((str(font.path), font.size), {})
     glyph = glyphs.get(char)
     if glyph is None:
-        left, top, right, bottom = font.getbbox(char)
-        bitmap = None
-        if right > left and bottom > top:
-            image = Image.new("L", (right - left, bottom - top), 0)
-            ImageDraw.Draw(image).text((-left, -top), char, font=font, fill=255)
-            bitmap = np.asarray(image)
-            if not bitmap.any():
-                bitmap = None
-        glyph = glyphs[char] = Glyph(_advances(font).get(char) or font.getlength(char), left, top, bitmap)
+        pad = 2 * font.size  # room for overhangs on every side of the origin
+        if font.size not in _SCRATCH:
+            canvas = Image.new("L", (5 * font.size, 5 * font.size), 0)
+            _SCRATCH[font.size] = (canvas, ImageDraw.Draw(canvas))
+        canvas, draw = _SCRATCH[font.size]
+        canvas.paste(0, (0, 0, canvas.width, canvas.height))
+        draw.text((pad, pad), char, font=font, fill=255)
+        pixels = np.asarray(canvas)
+        rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
+        cut = len(rows) and (rows[0] == 0 or cols[0] == 0 or rows[-1] == canvas.height - 1 or cols[-1] == canvas.width - 1)
+        if cut or (not len(rows) and _has_box(font, char)):
+            _SCRATCH.pop(font.size)  # an unusually large glyph may be cut off: measure it exactly
+            left, top, right, bottom = font.getbbox(char)
+            canvas = Image.new("L", (right - left, bottom - top), 0)
+            ImageDraw.Draw(canvas).text((-left, -top), char, font=font, fill=255)
+            glyph = glyphs[char] = Glyph(font.getlength(char), left, top, np.asarray(canvas).copy())
+            return glyph
+        if len(rows):
+            top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            bitmap = pixels[top:bottom, left:right].copy()
+            offset = (int(left) - pad, int(top) - pad)
+        else:
+            bitmap, offset = None, (0, 0)
+        glyph = glyphs[char] = Glyph(_advances(font).get(char) or font.getlength(char), offset[0], offset[1], bitmap)
     return glyph
 
 
@@ -496,6 +518,7 @@ class SynthSummary:
     count: int
     seconds: float
     fonts: int
+    skipped_texts: int = 0  # --text-file lines no font could draw
 
     @property
     def images_per_second(self) -> float:
@@ -523,13 +546,13 @@ def synthesize(
     if workers < 1:
         raise GlyphfuseError(f"--workers must be at least 1, not {workers}")
     font_paths = [str(path) for path in discover_fonts(fonts_dir)]
-    texts = None
+    texts, skipped = None, 0
     if text_file is not None:
         texts = load_text_file(text_file)
         usable = [text for text in texts if any(font_supports(path, text) for path in font_paths)]
         if not usable:
             raise GlyphfuseError(f"text file {text_file}: no font in the fonts folder has all characters of any line (first line: {texts[0]!r})")
-        texts = usable
+        texts, skipped = usable, len(texts) - len(usable)
     source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words())
     out = prepare_out_dir(out_dir, overwrite)
     tasks = [(start, min(start + CHUNK_SIZE, count), count) for start in range(0, count, CHUNK_SIZE)]
@@ -560,5 +583,5 @@ def synthesize(
             if pool is not None:
                 pool.terminate()
                 pool.join()
-    return SynthSummary(out, count, time.perf_counter() - started, len(font_paths))
+    return SynthSummary(out, count, time.perf_counter() - started, len(font_paths), skipped)
 

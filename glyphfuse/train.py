@@ -402,16 +402,17 @@ def _step_of(path: Path) -> int | None:
     return None
 
 
-def find_latest_checkpoint(run_dir: str | Path) -> Path | None:
+def find_latest_checkpoint(run_dir: str | Path, repair: bool = True) -> Path | None:
     """The checkpoint folder ``checkpoints/latest`` points at, or None for a fresh run folder.
-    A pointer to a missing folder is an error (something deleted it by hand)."""
+    A pointer to a missing folder is an error (something deleted it by hand). ``repair``: put
+    back a checkpoint that a killed overwrite left moved aside (one process only)."""
     checkpoints = Path(run_dir) / CHECKPOINTS
     pointer = checkpoints / LATEST
     if not pointer.is_file():
         return None
     name = pointer.read_text(encoding="utf-8").strip()
     target = checkpoints / name
-    if not target.exists():
+    if repair and not target.exists():
         # save_checkpoint replacing an existing step folder moves it aside as NAME.old-XXXX first;
         # a kill at that moment leaves the pointer's checkpoint only there: put it back.
         aside = sorted(checkpoints.glob(f"{name}.old-*"))
@@ -595,10 +596,11 @@ class _Progress:
             self.console.print(
                 f"step {step}/{self.total}  loss {loss:.4f}  {images_per_s:.1f} img/s  ETA {_format_seconds(eta)}",
                 highlight=False,
+                soft_wrap=True,
             )
 
     def print(self, message: str) -> None:
-        (self.bar.console if self.bar is not None else self.console).print(message, highlight=False)
+        (self.bar.console if self.bar is not None else self.console).print(message, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -611,12 +613,22 @@ def _format_seconds(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def _write_samples(path: Path, ema, model_config, prompts: Sequence[str], config: TrainConfig, device: torch.device) -> None:
+def _write_samples(path: Path, ema, model_config, prompts: Sequence[str], config: TrainConfig, device: torch.device, dataset) -> None:
+    """samples/step_N.png from the EMA model: the fixed prompts for a base model; for an SR model
+    the first training examples (as many as there are prompts) as rows of low-res | SR output |
+    ground truth (glyphfuse.sr)."""
     from glyphfuse.core.images import make_grid, tensor_to_pil
-    from glyphfuse.sampling import generate
 
-    images = generate(ema, model_config, list(prompts), steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, device=device)
-    grid = make_grid([tensor_to_pil(image) for image in images], columns=min(4, len(prompts)))
+    if model_config.is_super_resolution:
+        from glyphfuse.sr import sr_sample_examples, sr_sample_grid
+
+        truth, texts = sr_sample_examples(dataset, len(prompts))
+        grid = sr_sample_grid(ema, model_config, truth, texts, steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, blur=config.sr_blur, device=device)
+    else:
+        from glyphfuse.sampling import generate
+
+        images = generate(ema, model_config, list(prompts), steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, device=device)
+        grid = make_grid([tensor_to_pil(image) for image in images], columns=min(4, len(prompts)))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     grid.save(tmp, format="PNG")
@@ -672,7 +684,7 @@ def train(
     init_model(model): called once on a fresh run before the EMA copy is taken (warm start).
     nan_at_step: testing hook: the loss of this step (1-based) is replaced by NaN.
     """
-    from glyphfuse.core.checkpoint import load_checkpoint
+    from glyphfuse.core.checkpoint import load_checkpoint, load_checkpoint_config
     from glyphfuse.core.device import autocast_dtype
     from glyphfuse.core.diffusion import GaussianDiffusion
     from glyphfuse.core.model import GlyphModel
@@ -685,7 +697,10 @@ def train(
     progress: _Progress | None = None
     try:
         checkpoints = run_dir / CHECKPOINTS
-        latest = find_latest_checkpoint(run_dir)
+        if dist.is_main:
+            find_latest_checkpoint(run_dir, repair=True)
+        dist.barrier()
+        latest = find_latest_checkpoint(run_dir, repair=False)
         if latest is None and resume is True:
             raise GlyphfuseError(f"{run_dir}: nothing to resume (no {CHECKPOINTS}/{LATEST})")
         if latest is not None and resume is False:
@@ -710,11 +725,11 @@ def train(
         )
         step, epoch, index = 0, 0, 0
         if latest is not None:
+            if load_checkpoint_config(latest).to_dict() != model_config.to_dict():
+                raise GlyphfuseError(f"{latest}: the checkpoint's model config differs from this run's model ({model_config.name}); use another output folder")
             tensors, trainer = _read_checkpoint(latest)
             _restore_training_state(tensors, trainer["optimizer"], model, optimizer, device, latest)
-            ema, saved_config = load_checkpoint(latest, device=device)
-            if saved_config.to_dict() != model_config.to_dict():
-                raise GlyphfuseError(f"{latest}: the checkpoint's model config differs from this run's model ({model_config.name}); use another output folder")
+            ema, _ = load_checkpoint(latest, device=device)
             step, epoch, index = int(trainer["step"]), int(trainer["epoch"]), int(trainer["index"])
         else:
             if init_model is not None:
@@ -852,7 +867,7 @@ def train(
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.max_steps:
                     save(step)
                 if dist.is_main and config.sample_every and step % config.sample_every == 0:
-                    _write_samples(run_dir / "samples" / f"{_step_name(step)}.png", ema, model_config, prompts, config, device)
+                    _write_samples(run_dir / "samples" / f"{_step_name(step)}.png", ema, model_config, prompts, config, device, dataset)
                     model.train()
 
         if checkpoint_step != step:

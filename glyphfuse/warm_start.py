@@ -184,7 +184,12 @@ class WarmStartReport:
         return {e.base_name: e.sr_name for e in self.of(COPIED)}
 
     def summary(self) -> dict[str, int]:
-        return {f"{status}_{unit}": (self.tensors(status) if unit == "tensors" else self.parameters(status)) for status in (COPIED, NEW, SKIPPED) for unit in ("tensors", "parameters")}
+        """{"copied_tensors": .., "copied_parameters": .., "new_tensors": .., ... "skipped_parameters": ..}"""
+        counts = {}
+        for status in (COPIED, NEW, SKIPPED):
+            counts[f"{status}_tensors"] = self.tensors(status)
+            counts[f"{status}_parameters"] = self.parameters(status)
+        return counts
 
 
 def plan_warm_start(base_state: dict[str, torch.Tensor], sr_state: dict[str, torch.Tensor], layout: LevelLayout) -> WarmStartReport:

@@ -149,3 +149,21 @@ def test_train_sr_refuses_wrong_inputs(checkpoints, data_dir, tmp_path):
         train_sr(data_dir, tmp_path / "y", init=checkpoints[0], overrides=_overrides())
     with pytest.raises(GlyphfuseError, match="not a super-resolution model"):
         train_sr(data_dir, tmp_path / "z", model="tiny", overrides=_overrides())
+
+
+def test_cli_train_sr(checkpoints, data_dir, tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from glyphfuse import cli
+
+    out = tmp_path / "run"
+    argv = ["glyphfuse", "train-sr", str(data_dir), "--init", str(checkpoints[1]), "--out", str(out), "--steps", "1", "--batch-size", "4",
+            "--workers", "0", "--device", "cpu", "--no-progress", "--sample-every", "0", "--blur", "--lr", "1e-3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code in (0, None), capsys.readouterr().err
+    run = json.loads((out / "run.json").read_text())
+    assert run["sr_blur"] is True and run["model"]["low_res_size"] == 16 and run["max_steps"] == 1
+    assert find_latest_checkpoint(out).name == "step_1"

@@ -98,7 +98,8 @@ def test_text_file_lines_and_unsupported_characters(tmp_path):
     text_file = tmp_path / "lines.txt"
     text_file.write_text("Hello World\nfirst\\nsecond\n\u4e2d\u6587 only\n\n", encoding="utf-8")
     out = tmp_path / "out"
-    synthesize(out, 12, size=64, text_file=text_file, progress=False)
+    summary = synthesize(out, 12, size=64, text_file=text_file, progress=False)
+    assert summary.skipped_texts == 1
     rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 12
     seen = {row["text"].replace("\n", " ") for row in rows}
@@ -193,3 +194,25 @@ def test_tesseract_reads_synthetic_images(tmp_path):
     readable = sum(cer <= 0.1 for cer in cers) / len(cers)
     print(f"tesseract reads {readable:.0%} of 50 synthetic 128 px images with CER <= 0.1 (mean CER {np.mean(cers):.3f})")
     assert readable >= 0.8
+
+
+def test_glyph_cache_measures_exact_ink_even_for_oversized_glyphs(monkeypatch):
+    from PIL import Image, ImageDraw
+
+    from glyphfuse import synth
+
+    font = load_font(next(path for path in FONTS if Path(path).name == "DejaVuSerif.ttf"), 20)
+    monkeypatch.setattr(synth, "_GLYPHS", {})
+    normal = synth.get_glyph(font, "W")
+    # a scratch canvas too small for the glyph must not cut it: the exact fallback measures it
+    for side in (50, 30):  # glyph cut by the canvas edge / drawn entirely outside it
+        tiny = Image.new("L", (side, side), 0)
+        monkeypatch.setattr(synth, "_SCRATCH", {20: (tiny, ImageDraw.Draw(tiny))})
+        monkeypatch.setattr(synth, "_GLYPHS", {})
+        fallback = synth.get_glyph(font, "W")
+        assert fallback.bitmap is not None and fallback.bitmap.shape[0] >= normal.bitmap.shape[0]
+        # same ink, possibly with blank rows/columns around it (PIL's box is not pixel-tight)
+        top, left = normal.top - fallback.top, normal.left - fallback.left
+        height, width = normal.bitmap.shape
+        assert np.array_equal(fallback.bitmap[top : top + height, left : left + width], normal.bitmap)
+        assert fallback.bitmap.sum() == normal.bitmap.sum()

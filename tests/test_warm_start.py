@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 
 import pytest
@@ -222,17 +221,21 @@ def test_incompatible_sr_is_refused(base_checkpoint, warm_checkpoint, tmp_path):
         warm_start_checkpoint(base_checkpoint, tmp_path / "y", sr_size=24)
 
 
-def test_cli_warm_start(base_checkpoint, tmp_path):
+def test_cli_warm_start(base_checkpoint, tmp_path, monkeypatch, capsys):
+    from glyphfuse import cli
+
     out = tmp_path / "sr"
-    run = subprocess.run(
-        [sys.executable, "-m", "glyphfuse", "warm-start", str(base_checkpoint), "--out", str(out), "--sr-size", "32"],
-        capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
-    assert run.returncode == 0, run.stderr
-    assert "copied" in run.stdout and "new outer level (32 px)" in run.stdout
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(sys, "argv", ["glyphfuse", "warm-start", str(base_checkpoint), "--out", str(out), "--sr-size", "32"])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    captured = capsys.readouterr()
+    assert done.value.code in (0, None), captured.err
+    assert "copied" in captured.out and "new outer level (32 px)" in captured.out
     assert (out / WEIGHTS_NAME).is_file()
-    bad = subprocess.run(
-        [sys.executable, "-m", "glyphfuse", "warm-start", str(base_checkpoint), "--out", str(tmp_path / "bad"), "--sr-size", "40"],
-        capture_output=True, text=True,
-    )
-    assert bad.returncode == 1 and "power of two" in bad.stderr and "Traceback" not in bad.stderr
+    monkeypatch.setattr(sys, "argv", ["glyphfuse", "warm-start", str(base_checkpoint), "--out", str(tmp_path / "bad"), "--sr-size", "40"])
+    with pytest.raises(SystemExit) as failed:
+        cli.main()
+    captured = capsys.readouterr()
+    assert failed.value.code == 1 and "power of two" in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "bad").exists()
