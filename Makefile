@@ -13,7 +13,7 @@ setup:
 	@bash scripts/setup.sh $(VENV)
 
 demo: setup
-	$(GLYPHFUSE) sample "$(PROMPT)" -o $(OUT)
+	@bash scripts/demo.sh $(GLYPHFUSE) "$(PROMPT)" $(OUT)
 
 test: setup
 	$(PY) -m pytest

@@ -45,66 +45,97 @@ def _root(
 # ---------------------------------------------------------------------------------------------
 
 
-# (subcommands are added below, one block each)
+# --- synth-fonts ---------------------------------------------------------------------------------
 
 
-# --- eval [pipeline helper] -------------------------------------------------------------------
-@app.command("eval")
-def eval_command(
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Base model checkpoint to evaluate. Default: the packaged model (skipped when only --ground-truth is given)."),
-    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: evaluate the two-stage pipeline."),
-    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), phrases, multiline."),
-    num: int = typer.Option(4, "--num", "-n", min=1, help="Samples per prompt."),
-    candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: each sample is the best of this many candidates."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (recorded in the report). Same seed and settings -> same report."),
-    steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps of the base model."),
-    sampler: str = typer.Option("ddim", "--sampler", help="ddim or ddpm."),
-    guidance: float = typer.Option(3.0, "--guidance", "-g", help="Classifier-free guidance scale."),
-    sr_steps: Optional[int] = typer.Option(None, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps)."),
-    sr_guidance: float = typer.Option(1.0, "--sr-guidance", help="Guidance scale of the SR model."),
-    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, help="Rejection sampling: keep only candidates at or above this if the best reaches it."),
-    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, help="Rejection sampling: otherwise drop candidates under this."),
-    ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here."),
-    images: Optional[Path] = typer.Option(None, "--images", help="Also save every evaluated image into this folder (pPPP_sK.png)."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
-    ocr_processes: Optional[int] = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+@app.command("synth-fonts")
+def synth_fonts(
+    out_dir: Path = typer.Argument(..., help="Folder to write NAME.png + NAME.txt + metadata.jsonl into (must be empty or new)."),
+    count: int = typer.Option(1000, "--count", "-n", help="Number of images."),
+    size: int = typer.Option(128, "--size", help="Image width and height in px."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files for any --workers."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
+    color: bool = typer.Option(False, "--color", help="Random RGB colours instead of grayscale."),
+    text_file: Optional[Path] = typer.Option(None, "--text-file", help="Draw transcripts from this UTF-8 file (one per line; a literal \\n is a line break) instead of random words."),
+    fonts: Optional[Path] = typer.Option(None, "--fonts", help="Folder of .ttf/.otf fonts (default: the repository's fonts/)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
 ) -> None:
-    """Score how legibly a model writes held-out prompts: mean CER, exact and exact_ci by OCR.
+    """Render synthetic training images: random text in random fonts on flat backgrounds.
 
-    Each prompt is sampled -n times (with --candidates N: each the OCR-best of N); all images are
-    read with tesseract and compared with their prompts (DESIGN.md §4). --ground-truth reads real
-    renderings the same way: what a perfect generator would score at that size.
+    Example: [bold]glyphfuse synth-fonts data/synth128 --count 100000 --size 128 --seed 0 --workers 2[/]
+    """
+    from glyphfuse.synth import synthesize
+
+    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True)
+    if summary.skipped_texts:
+        console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
+    console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")
+
+
+# --- train-base ----------------------------------------------------------------------------------
+@app.command("train-base")
+def train_base(
+    data: Path = typer.Argument(..., help="Image folder: name.png + name.txt pairs and/or metadata.jsonl (e.g. from synth-fonts)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, base64, base128) or a ModelConfig JSON file. Default base64."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of the sampled weights (default 0.9999)."),
+    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Steps between checkpoints (default 1000; also written at the end and on Ctrl-C)."),
+    keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0, help="Step checkpoints to keep (default 3; 0 keeps all)."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", min=0, help="Steps between sample grids samples/step_N.png (default 1000; 0 = never)."),
+    sample_prompts: Optional[Path] = typer.Option(None, "--sample-prompts", help="Prompt file for the sample grids (one per line, \\n = line break). Default: examples/sample_prompts.txt's list."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the initial weights, data order and noise (default 0)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
+) -> None:
+    """Train a base model on an image folder; resumable, multi-GPU with torchrun.
+
+    Running the same command again continues from OUT/checkpoints/latest exactly (same data
+    order, LR and randomness); a resumed run keeps its saved settings (run.json) except the
+    options given again, e.g. a larger --steps. Ctrl-C / SIGTERM finish the step, write a
+    checkpoint and exit (130 / 143).
 
     [bold]Examples[/]
 
-      glyphfuse eval --checkpoint runs/base64/checkpoint --prompts examples/prompts/words.txt -n 4 --json eval.json
+      glyphfuse synth-fonts data/synth --count 2000 --size 32
 
-      glyphfuse eval -c ckpt/base64 --sr-checkpoint ckpt/sr128 --prompts multiline --candidates 4
+      glyphfuse train-base data/synth --out runs/tiny --model tiny --steps 500 --batch-size 16 --lr 1e-3 --device cpu
 
-      glyphfuse synth-fonts /tmp/gt64 --count 200 --size 64 --seed 1 && glyphfuse eval --ground-truth /tmp/gt64
+      glyphfuse train-base data/synth --out runs/base64 --model base64 --config train.json
+
+      torchrun --nproc_per_node 4 -m glyphfuse train-base data/synth --out runs/base64 --batch-size 32
+
+    Then sample from the EMA weights: glyphfuse sample "hello" -o hello.png --checkpoint runs/tiny/checkpoints/step_500
     """
-    from rich.console import Console as StdoutConsole
+    from glyphfuse import train as trainer
 
-    from glyphfuse import evaluate, ranking
+    overrides = {
+        "max_steps": steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "warmup_steps": warmup,
+        "ema_decay": ema_decay, "text_dropout": text_dropout, "device": device, "checkpoint_every": checkpoint_every,
+        "keep_last": keep_last, "sample_every": sample_every, "log_every": log_every, "num_workers": workers,
+        "compile": compile_model, "seed": seed,
+        "sample_prompts": trainer.load_prompt_file(sample_prompts) if sample_prompts is not None else None,
+        "progress": False if no_progress else None,
+    }
+    train_config = trainer.config_for_run(data, out, config_file=config, model=model, overrides=overrides, resume=resume)
+    if train_config.model_config().is_super_resolution:
+        raise GlyphfuseError(f"model {train_config.model_config().name!r} is a super-resolution model; train-base needs a base model (use train-sr)")
+    result = trainer.train(train_config, out, resume=resume)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
-    if sampler not in ("ddim", "ddpm"):
-        raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
-    report = evaluate.run_eval(
-        checkpoint, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, candidates=candidates,
-        seed=seed, steps=steps, sampler=sampler, guidance=guidance, sr_steps=sr_steps, sr_guidance=sr_guidance,
-        keep_only_if_above=keep_only_if_above, delete_under=delete_under, device=device, ocr_processes=ocr_processes,
-        batch_size=batch_size, show_progress=True, images_dir=images,
-    )
-    for table in evaluate.report_tables(report):
-        StdoutConsole().print(table)
-    if json_out is not None:
-        ranking.write_report(json_out, evaluate.report_json(report))
-        print(f"wrote {json_out}")
 
-
-# --- warm-start + train-sr [SR helper] ----------------------------------------------------------
+# --- warm-start + train-sr -----------------------------------------------------------------------
 @app.command("warm-start")
 def warm_start(
     base_checkpoint: Path = typer.Argument(..., help="Base model checkpoint folder (or a train-base run folder: its latest checkpoint)."),
@@ -185,97 +216,7 @@ def train_sr(
         raise typer.Exit(result.exit_code)
 
 
-# --- synth-fonts [data helper] -----------------------------------------------------------------
-
-
-@app.command("synth-fonts")
-def synth_fonts(
-    out_dir: Path = typer.Argument(..., help="Folder to write NAME.png + NAME.txt + metadata.jsonl into (must be empty or new)."),
-    count: int = typer.Option(1000, "--count", "-n", help="Number of images."),
-    size: int = typer.Option(128, "--size", help="Image width and height in px."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files for any --workers."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
-    color: bool = typer.Option(False, "--color", help="Random RGB colours instead of grayscale."),
-    text_file: Optional[Path] = typer.Option(None, "--text-file", help="Draw transcripts from this UTF-8 file (one per line; a literal \\n is a line break) instead of random words."),
-    fonts: Optional[Path] = typer.Option(None, "--fonts", help="Folder of .ttf/.otf fonts (default: the repository's fonts/)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
-) -> None:
-    """Render synthetic training images: random text in random fonts on flat backgrounds.
-
-    Example: [bold]glyphfuse synth-fonts data/synth128 --count 100000 --size 128 --seed 0 --workers 2[/]
-    """
-    from glyphfuse.synth import synthesize
-
-    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True)
-    if summary.skipped_texts:
-        console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
-    console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")
-
-
-# --- train-base [trainer helper] ---------------------------------------------------------------
-@app.command("train-base")
-def train_base(
-    data: Path = typer.Argument(..., help="Image folder: name.png + name.txt pairs and/or metadata.jsonl (e.g. from synth-fonts)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, base64, base128) or a ModelConfig JSON file. Default base64."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3)."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
-    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of the sampled weights (default 0.9999)."),
-    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
-    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Steps between checkpoints (default 1000; also written at the end and on Ctrl-C)."),
-    keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0, help="Step checkpoints to keep (default 3; 0 keeps all)."),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every", min=0, help="Steps between sample grids samples/step_N.png (default 1000; 0 = never)."),
-    sample_prompts: Optional[Path] = typer.Option(None, "--sample-prompts", help="Prompt file for the sample grids (one per line, \\n = line break). Default: examples/sample_prompts.txt's list."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
-    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the initial weights, data order and noise (default 0)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
-) -> None:
-    """Train a base model on an image folder; resumable, multi-GPU with torchrun.
-
-    Running the same command again continues from OUT/checkpoints/latest exactly (same data
-    order, LR and randomness); a resumed run keeps its saved settings (run.json) except the
-    options given again, e.g. a larger --steps. Ctrl-C / SIGTERM finish the step, write a
-    checkpoint and exit (130 / 143).
-
-    [bold]Examples[/]
-
-      glyphfuse synth-fonts data/synth --count 2000 --size 32
-
-      glyphfuse train-base data/synth --out runs/tiny --model tiny --steps 500 --batch-size 16 --lr 1e-3 --device cpu
-
-      glyphfuse train-base data/synth --out runs/base64 --model base64 --config train.json
-
-      torchrun --nproc_per_node 4 -m glyphfuse train-base data/synth --out runs/base64 --batch-size 32
-
-    Then sample from the EMA weights: glyphfuse sample "hello" -o hello.png --checkpoint runs/tiny/checkpoints/step_500
-    """
-    from glyphfuse import train as trainer
-
-    overrides = {
-        "max_steps": steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "warmup_steps": warmup,
-        "ema_decay": ema_decay, "text_dropout": text_dropout, "device": device, "checkpoint_every": checkpoint_every,
-        "keep_last": keep_last, "sample_every": sample_every, "log_every": log_every, "num_workers": workers,
-        "compile": compile_model, "seed": seed,
-        "sample_prompts": trainer.load_prompt_file(sample_prompts) if sample_prompts is not None else None,
-        "progress": False if no_progress else None,
-    }
-    train_config = trainer.config_for_run(data, out, config_file=config, model=model, overrides=overrides, resume=resume)
-    if train_config.model_config().is_super_resolution:
-        raise GlyphfuseError(f"model {train_config.model_config().name!r} is a super-resolution model; train-base needs a base model (use train-sr)")
-    result = trainer.train(train_config, out, resume=resume)
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
-
-
-# --- sample + info [diffusion helper] ---------------------------------------------------------
+# --- sample + info -------------------------------------------------------------------------------
 @app.command("sample")
 def sample(
     prompt: str = typer.Argument(..., help="The text to write into the image; a literal \\n is a line break."),
@@ -399,7 +340,7 @@ def info(
     Console().print(table)
 
 
-# --- ocr-rank [ocr helper] --------------------------------------------------------------------
+# --- ocr-rank ------------------------------------------------------------------------------------
 @app.command("ocr-rank")
 def ocr_rank(
     folder: Path = typer.Argument(..., help="Folder of images (png/jpg/webp), searched recursively."),
@@ -410,14 +351,21 @@ def ocr_rank(
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
     case_insensitive: bool = typer.Option(False, "--case-insensitive", help="Compare case-folded text (similarity and CER)."),
 ) -> None:
-    """Read every image in FOLDER with OCR, score it against its prompt and rank best first."""
+    """Read every image in FOLDER with OCR, score it against its prompt and rank best first.
+
+    [bold]Examples[/]
+
+      glyphfuse ocr-rank samples/ --prompt "the\\nwhat string" --top 5 --json rank.json
+
+      glyphfuse ocr-rank data/synth128 --csv ranking.csv
+    """
     from rich.markup import escape
     from rich.table import Table
 
-    from glyphfuse import ranking
+    from glyphfuse import ranking, sampling
 
     if prompt is not None:
-        prompt = prompt.replace("\\n", "\n")
+        prompt = sampling.parse_prompt(prompt)
     rows = ranking.top_rows(ranking.rank_folder(folder, prompt=prompt, processes=processes, case_insensitive=case_insensitive), top)
     table = Table(title=f"ocr-rank {folder}")
     for column, justify in (("#", "right"), ("file", "left"), ("OCR text", "left"), ("similarity", "right"), ("CER", "right")):
@@ -437,6 +385,62 @@ def ocr_rank(
         ranking.write_report(json_out, ranking.report_json(rows, prompt))
     if csv_out is not None:
         ranking.write_report(csv_out, ranking.report_csv(rows))
+
+
+# --- eval ----------------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Base model checkpoint to evaluate. Default: the packaged model (skipped when only --ground-truth is given)."),
+    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: evaluate the two-stage pipeline."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), phrases, multiline."),
+    num: int = typer.Option(4, "--num", "-n", min=1, help="Samples per prompt."),
+    candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: each sample is the best of this many candidates."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (recorded in the report). Same seed and settings -> same report."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps of the base model."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddim or ddpm."),
+    guidance: float = typer.Option(3.0, "--guidance", "-g", help="Classifier-free guidance scale."),
+    sr_steps: Optional[int] = typer.Option(None, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps)."),
+    sr_guidance: float = typer.Option(1.0, "--sr-guidance", help="Guidance scale of the SR model."),
+    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, help="Rejection sampling: keep only candidates at or above this if the best reaches it."),
+    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, help="Rejection sampling: otherwise drop candidates under this."),
+    ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Also save every evaluated image into this folder (pPPP_sK.png)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
+    ocr_processes: Optional[int] = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+) -> None:
+    """Score how legibly a model writes held-out prompts: mean CER, exact and exact_ci by OCR.
+
+    Each prompt is sampled -n times (with --candidates N: each the OCR-best of N); all images are
+    read with tesseract and compared with their prompts (DESIGN.md §4). --ground-truth reads real
+    renderings the same way: what a perfect generator would score at that size.
+
+    [bold]Examples[/]
+
+      glyphfuse eval --checkpoint runs/base64/checkpoint --prompts examples/prompts/words.txt -n 4 --json eval.json
+
+      glyphfuse eval -c ckpt/base64 --sr-checkpoint ckpt/sr128 --prompts multiline --candidates 4
+
+      glyphfuse synth-fonts /tmp/gt64 --count 200 --size 64 --seed 1 && glyphfuse eval --ground-truth /tmp/gt64
+    """
+    from rich.console import Console as StdoutConsole
+
+    from glyphfuse import evaluate, ranking
+
+    if sampler not in ("ddim", "ddpm"):
+        raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
+    report = evaluate.run_eval(
+        checkpoint, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, candidates=candidates,
+        seed=seed, steps=steps, sampler=sampler, guidance=guidance, sr_steps=sr_steps, sr_guidance=sr_guidance,
+        keep_only_if_above=keep_only_if_above, delete_under=delete_under, device=device, ocr_processes=ocr_processes,
+        batch_size=batch_size, show_progress=True, images_dir=images,
+    )
+    for table in evaluate.report_tables(report):
+        StdoutConsole().print(table)
+    if json_out is not None:
+        ranking.write_report(json_out, evaluate.report_json(report))
+        print(f"wrote {json_out}")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ the same report.
 :func:`evaluate_ground_truth` reads a folder of real renderings (e.g. ``synth-fonts`` output) with
 the same OCR: the score a perfect generator would get at that size (the OCR ceiling).
 
-Packaged prompt sets (``glyphfuse/data/prompts/*.txt``, mirrored in ``examples/prompts/``):
+Packaged prompt sets (``glyphfuse/resources/prompts/*.txt``, mirrored in ``examples/prompts/``):
 ``words`` (single lowercase words), ``phrases`` (short phrases), ``multiline`` (2-3 line prompts and
 the original test prompt). Their words are held out: none is in the synth-fonts word lists.
 """
@@ -38,7 +38,7 @@ def prompt_set_text(name: str) -> str:
     """The text of a packaged prompt set (``words``, ``phrases``, ``multiline``)."""
     if name not in PROMPT_SETS:
         raise GlyphfuseError(f"unknown prompt set {name!r}; choose one of {', '.join(PROMPT_SETS)} or give a prompt file")
-    return resources.files("glyphfuse").joinpath(f"data/prompts/{name}.txt").read_text(encoding="utf-8")
+    return resources.files("glyphfuse").joinpath(f"resources/prompts/{name}.txt").read_text(encoding="utf-8")
 
 
 def load_prompts(source: str | Path | None = None) -> tuple[list[str], str]:
@@ -52,7 +52,7 @@ def load_prompts(source: str | Path | None = None) -> tuple[list[str], str]:
     if source is None:
         source = DEFAULT_PROMPT_SET
     if str(source) in PROMPT_SETS and not Path(source).exists():
-        with resources.as_file(resources.files("glyphfuse").joinpath(f"data/prompts/{source}.txt")) as path:
+        with resources.as_file(resources.files("glyphfuse").joinpath(f"resources/prompts/{source}.txt")) as path:
             return load_prompt_file(path), f"glyphfuse:{source}"
     return load_prompt_file(source), str(source)
 

@@ -4,7 +4,7 @@ Every image ``i`` is drawn from its own random generator seeded by ``(seed, i)``
 is byte-identical whatever the number of worker processes. One image:
 
 1. a transcript of 1-6 lines: common English words with realistic capitalisation, digits and
-   punctuation (from the word list shipped in ``glyphfuse/data/words.txt``), or one line of a
+   punctuation (from the word list shipped in ``glyphfuse/resources/words.txt``), or one line of a
    ``--text-file`` (a literal ``\\n`` in it is a line break);
 2. a random font among those that have every character of the text (cmap check);
 3. a random font size, shrunk and the lines word-wrapped until the ink box fits inside the
@@ -64,8 +64,8 @@ SYMBOL_TOKENS = ("&", "-", "+", "=", "/", "#1", "@", "*")
 
 @lru_cache(maxsize=1)
 def load_words() -> tuple[str, ...]:
-    """The shipped word list (glyphfuse/data/words.txt), one lowercase word a line."""
-    text = resources.files("glyphfuse").joinpath("data/words.txt").read_text(encoding="utf-8")
+    """The shipped word list (glyphfuse/resources/words.txt), one lowercase word a line."""
+    text = resources.files("glyphfuse").joinpath("resources/words.txt").read_text(encoding="utf-8")
     return tuple(word for word in text.split() if word)
 
 
