@@ -7,14 +7,16 @@ Use it to measure how a change affects learning speed: run it before and after, 
     python benchmarks/bench_learning.py --model base64 --size 64 --count 100000 --steps 20000 \
         --eval-every 2000 --batch-size 128 --lr 2e-4 --device cuda          # a GPU run
 
-By default the training text is short lowercase words (3-5 letters) from the shipped word list,
-and eval uses the packaged `words` prompt set (held out: none of its words is in that list).
+By default the data is the packaged model's domain (examples/recipes/words32.sh): short lowercase
+words (3-5 letters) from the shipped word list in one condensed bold font at 12-14 px, and eval
+uses the packaged `short` prompt set (held out: none of its words is in that list).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from importlib import resources
@@ -23,6 +25,8 @@ from pathlib import Path
 from glyphfuse.evaluate import run_eval
 from glyphfuse.synth import synthesize
 from glyphfuse.train import config_for_run, find_latest_checkpoint, train
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def short_words_file(folder: Path, min_len: int = 3, max_len: int = 5) -> Path:
@@ -43,7 +47,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--prompts", default="words", help="eval prompt set or file (default words)")
+    parser.add_argument("--font", type=Path, default=REPO / "fonts" / "OpenSans-CondBold.ttf", help="the one font of the data (default OpenSans-CondBold)")
+    parser.add_argument("--font-size", default="12-14", help="font size range MIN-MAX in px (default 12-14)")
+    parser.add_argument("--prompts", default="short", help="eval prompt set or file (default short)")
     parser.add_argument("-n", type=int, default=2, help="eval samples per prompt")
     parser.add_argument("--sample-steps", type=int, default=25, help="DDIM steps at eval")
     parser.add_argument("--device", default="auto")
@@ -56,7 +62,11 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         data, run = work / "data", work / "run"
         if not (data / "metadata.jsonl").is_file():
-            synthesize(data, args.count, size=args.size, seed=0, workers=2, text_file=short_words_file(work), progress=False)
+            (work / "fonts").mkdir(exist_ok=True)
+            shutil.copy(args.font, work / "fonts")
+            low, _, high = args.font_size.partition("-")
+            synthesize(data, args.count, size=args.size, seed=0, workers=2, text_file=short_words_file(work), fonts_dir=work / "fonts",
+                       font_px=(int(low), int(high or low)), progress=False)
         curve = []
         started = time.perf_counter()
         for target in range(args.eval_every, args.steps + 1, args.eval_every):

@@ -59,17 +59,29 @@ def synth_fonts(
     text_file: Optional[Path] = typer.Option(None, "--text-file", help="Draw transcripts from this UTF-8 file (one per line; a literal \\n is a line break) instead of random words."),
     fonts: Optional[Path] = typer.Option(None, "--fonts", help="Folder of .ttf/.otf fonts (default: the repository's fonts/)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
+    font_size: Optional[str] = typer.Option(None, "--font-size", help="Font size range in px as MIN-MAX (e.g. 12-14); default scales with --size (8-36 px at 128 px). Text that does not fit at MIN is wrapped."),
 ) -> None:
     """Render synthetic training images: random text in random fonts on flat backgrounds.
 
     Example: [bold]glyphfuse synth-fonts data/synth128 --count 100000 --size 128 --seed 0 --workers 2[/]
+
+    Narrow domain (large lowercase words): [bold]glyphfuse synth-fonts data/words32 --size 32 --font-size 11-13 --text-file words.txt --fonts myfonts/[/]
     """
     from glyphfuse.synth import synthesize
 
-    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True)
+    font_px = _parse_font_size(font_size) if font_size is not None else None
+    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True, font_px=font_px)
     if summary.skipped_texts:
         console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
     console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")
+
+
+def _parse_font_size(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise GlyphfuseError(f"--font-size must look like 12-14 (px) or 12, not {text!r}") from None
 
 
 # --- train-base ----------------------------------------------------------------------------------
@@ -77,7 +89,7 @@ def synth_fonts(
 def train_base(
     data: Path = typer.Argument(..., help="Image folder: name.png + name.txt pairs and/or metadata.jsonl (e.g. from synth-fonts)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, base64, base128) or a ModelConfig JSON file. Default base64."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, words32, base64, base128) or a ModelConfig JSON file. Default base64."),
     config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
@@ -293,9 +305,10 @@ def sample(
 @app.command("info")
 def info(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Describe this checkpoint folder."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset (tiny, base64, base128, sr256)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset (tiny, words32, base64, base128, sr256)."),
 ) -> None:
-    """Print a model's configuration and parameter counts (all presets when no option is given).
+    """Describe the packaged default model (its recipe and measured scores) and the presets, or one
+    checkpoint or preset: configuration and parameter counts.
 
     [bold]Examples[/]
 
@@ -303,21 +316,36 @@ def info(
 
       glyphfuse info --preset base64
 
-      glyphfuse info --checkpoint runs/base64/checkpoint
+      glyphfuse info --checkpoint runs/base64/checkpoints/step_20000
     """
-    from rich.table import Table
-
     from glyphfuse.core import checkpoint as ckpt
     from glyphfuse.core.config import PRESETS, get_preset
+    from glyphfuse.sampling import DEFAULT_MODEL_DIR, default_checkpoint_dir
 
     if checkpoint is not None and preset is not None:
         raise GlyphfuseError("give either --checkpoint or --preset, not both")
+    out = Console()
+    show_presets = checkpoint is None  # no option: default model (if any) and every preset
+    if checkpoint is None and preset is None:
+        try:
+            checkpoint = default_checkpoint_dir()
+            out.print(f"[bold]default model[/] (used when --checkpoint is not given): {checkpoint}")
+        except GlyphfuseError:
+            out.print(f"no default model installed ({DEFAULT_MODEL_DIR} is empty)")
     if checkpoint is not None:
-        configs = {str(checkpoint): ckpt.load_checkpoint_config(checkpoint)}
-        about = ckpt.read_checkpoint_info(checkpoint)
-    else:
-        configs = {name: get_preset(name) for name in ([preset] if preset is not None else PRESETS)}
-        about = {}
+        _print_model_table(out, {str(checkpoint): ckpt.load_checkpoint_config(checkpoint)}, ckpt.read_checkpoint_info(checkpoint))
+        card = ckpt.read_model_card(checkpoint)
+        if card is not None:
+            _print_model_card(out, card)
+    if show_presets:
+        _print_model_table(out, {name: get_preset(name) for name in ([preset] if preset is not None else PRESETS)}, {})
+
+
+def _print_model_table(out: Console, configs: dict, about: dict) -> None:
+    from rich.table import Table
+
+    from glyphfuse.core import checkpoint as ckpt
+
     names = list(configs)
     counts = {name: ckpt.parameter_counts(cfg) for name, cfg in configs.items()}
     rows = {name: dict(ckpt.config_rows(cfg)) for name, cfg in configs.items()}
@@ -337,7 +365,25 @@ def info(
             table.add_row(f"checkpoint {key}", str(about[key]))
     for key, value in (about.get("metadata") or {}).items():
         table.add_row(f"metadata.{key}", str(value))
-    Console().print(table)
+    out.print(table)
+
+
+def _print_model_card(out: Console, card: dict) -> None:
+    """The card's plain fields as 'key: value' lines, then its eval scores as a table."""
+    from rich.table import Table
+
+    for key, value in card.items():
+        if key != "scores":
+            out.print(f"[bold]{key}[/]: {value if not isinstance(value, list) else '; '.join(map(str, value))}", highlight=False)
+    scores = card.get("scores") or []
+    if scores:
+        table = Table(title="measured scores (glyphfuse eval)")
+        columns = list(dict.fromkeys(key for row in scores for key in row))
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("prompts", "model") else "right")
+        for row in scores:
+            table.add_row(*(f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns))
+        out.print(table)
 
 
 # --- ocr-rank ------------------------------------------------------------------------------------
@@ -392,7 +438,7 @@ def ocr_rank(
 def eval_command(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Base model checkpoint to evaluate. Default: the packaged model (skipped when only --ground-truth is given)."),
     sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: evaluate the two-stage pipeline."),
-    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), phrases, multiline."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), short, phrases, multiline."),
     num: int = typer.Option(4, "--num", "-n", min=1, help="Samples per prompt."),
     candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: each sample is the best of this many candidates."),
     seed: int = typer.Option(0, "--seed", help="Random seed (recorded in the report). Same seed and settings -> same report."),

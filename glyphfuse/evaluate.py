@@ -30,12 +30,12 @@ from typing import Sequence
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.metrics import cer, exact, summarize
 
-PROMPT_SETS = ("words", "phrases", "multiline")
+PROMPT_SETS = ("words", "short", "phrases", "multiline")
 DEFAULT_PROMPT_SET = "words"
 
 
 def prompt_set_text(name: str) -> str:
-    """The text of a packaged prompt set (``words``, ``phrases``, ``multiline``)."""
+    """The text of a packaged prompt set (``words``, ``short``, ``phrases``, ``multiline``)."""
     if name not in PROMPT_SETS:
         raise GlyphfuseError(f"unknown prompt set {name!r}; choose one of {', '.join(PROMPT_SETS)} or give a prompt file")
     return resources.files("glyphfuse").joinpath(f"resources/prompts/{name}.txt").read_text(encoding="utf-8")

@@ -416,6 +416,7 @@ class SynthSource:
     font_paths: list[str]
     texts: list[str] | None = None  # --text-file transcripts; None = random words
     words: tuple[str, ...] = field(default_factory=tuple)
+    font_px: tuple[int, int] | None = None  # --font-size (smallest, largest); None = font_size_range(size)
 
 
 def image_rng(seed: int, index: int) -> random.Random:
@@ -429,7 +430,7 @@ def render_example(source: SynthSource, index: int) -> Rendered:
     size = source.size
     margin = canvas_margin(size)
     room = size - 2 * margin
-    ladder = font_size_ladder(size)
+    ladder = font_size_ladder(size) if source.font_px is None else list(range(source.font_px[0], source.font_px[1] + 1))
     for _attempt in range(20):
         if source.texts is not None:
             lines = rng.choice(source.texts).split("\n")
@@ -536,6 +537,7 @@ def synthesize(
     fonts_dir: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    font_px: tuple[int, int] | None = None,
 ) -> SynthSummary:
     """Write ``count`` synthetic images (``name.png`` + ``name.txt``) and ``metadata.jsonl`` into
     ``out_dir``. The output is byte-identical for any ``workers``."""
@@ -545,6 +547,8 @@ def synthesize(
         raise GlyphfuseError(f"--size must be at least 16 px, not {size}")
     if workers < 1:
         raise GlyphfuseError(f"--workers must be at least 1, not {workers}")
+    if font_px is not None and not (4 <= font_px[0] <= font_px[1] <= size):
+        raise GlyphfuseError(f"--font-size must be MIN-MAX px with 4 <= MIN <= MAX <= {size}, not {font_px[0]}-{font_px[1]}")
     font_paths = [str(path) for path in discover_fonts(fonts_dir)]
     texts, skipped = None, 0
     if text_file is not None:
@@ -553,7 +557,7 @@ def synthesize(
         if not usable:
             raise GlyphfuseError(f"text file {text_file}: no font in the fonts folder has all characters of any line (first line: {texts[0]!r})")
         texts, skipped = usable, len(texts) - len(usable)
-    source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words())
+    source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words(), font_px=font_px)
     out = prepare_out_dir(out_dir, overwrite)
     tasks = [(start, min(start + CHUNK_SIZE, count), count) for start in range(0, count, CHUNK_SIZE)]
 

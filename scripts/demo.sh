@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The README's main job: write PROMPT into an image.
-# With a packaged default model: one `glyphfuse sample`. Without one (none ships yet): render a
-# small synthetic set, train the `tiny` preset for a few minutes on this machine and sample from
-# that checkpoint, so the whole loop runs end to end (the result is not legible text yet).
+# With the packaged default model: one `glyphfuse sample` (best of 8 candidates by OCR). Without
+# one (an install that left it out): render a small synthetic set, train the `tiny` preset for a
+# few minutes on this machine and sample from that checkpoint, so the whole loop still runs.
 # Usage: scripts/demo.sh GLYPHFUSE_BIN PROMPT OUT
 set -euo pipefail
 glyphfuse="$1"; prompt="$2"; out="$3"
 py="$(dirname "$glyphfuse")/python"
 
 if "$py" -c "import glyphfuse.sampling as s; raise SystemExit(0 if (s.DEFAULT_MODEL_DIR / 'model.safetensors').is_file() else 1)"; then
-    exec "$glyphfuse" sample "$prompt" -o "$out"
+    exec "$glyphfuse" sample "$prompt" -o "$out" --candidates 8
 fi
 
-echo "demo: no default model is packaged yet; training a tiny one on this machine (a few minutes)"
+echo "demo: no default model is installed; training a tiny one on this machine (a few minutes)"
 work="runs/demo"
 if [ ! -f "$work/data/metadata.jsonl" ]; then
     "$glyphfuse" synth-fonts "$work/data" --count 2000 --size 32 --seed 0 --workers 2 --overwrite

@@ -66,6 +66,8 @@ def test_packaged_prompt_sets_match_examples_and_are_held_out():
     words, _ = evaluate.load_prompts(None)  # default: the words set
     assert all(w.isalpha() and w.islower() and 3 <= len(w) <= 8 for w in words)
     assert original_test_prompt in evaluate.load_prompts("multiline")[0]
+    short, _ = evaluate.load_prompts("short")
+    assert set(short) <= set(words) and all(3 <= len(w) <= 5 for w in short)
 
 
 def test_prompt_file_format(tmp_path):

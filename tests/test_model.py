@@ -212,3 +212,51 @@ def test_textbatch_cat_matches_separate_rows():
     with torch.no_grad():
         joint = model(x, t, TextBatch.cat([a, b]))
         torch.testing.assert_close(joint[1:], model(x[1:], t[1:], b), atol=1e-5, rtol=1e-5)
+
+
+def test_token_identity_is_not_drowned_by_the_timestep():
+    # At init the text features of two different prompts must differ by a good fraction of their
+    # size. (A default-initialised timestep projection over std-0.02 token tables made every token
+    # look alike - relative difference ~0.03 - and a 6,700-step CPU run learned to ignore the text.)
+    from glyphfuse.core.model import timestep_embedding
+
+    torch.manual_seed(0)
+    for preset in ("tiny", "words32"):
+        config = get_preset(preset)
+        model = GlyphModel(config)
+        text = tokenize(["hello", "zzzzz"], config.text.max_length, max_lines=config.text.max_lines)
+        time_emb = model.time_embed(timestep_embedding(torch.tensor([500.0, 500.0]), config.unet.base_channels))
+        with torch.no_grad():
+            features = model.text_encoder(text.token_ids, text.line_ids, text.mask, time_emb)  # (2, L, W)
+        relative = ((features[0] - features[1]).abs().mean() / features.abs().mean()).item()
+        assert relative > 0.3, (preset, relative)
+
+
+def test_model_learns_to_use_the_text():
+    # Two prompts, two different images: after a short fit, the loss with the right prompts must
+    # be clearly lower than with the prompts swapped.
+    from glyphfuse.core.diffusion import GaussianDiffusion
+
+    torch.manual_seed(0)
+    config = get_preset("tiny")
+    model = GlyphModel(config)
+    diffusion = GaussianDiffusion(config.diffusion)
+    images = torch.zeros(8, 1, 32, 32)
+    images[:4, :, :, :16] = 1.0  # "left": ink on the left half
+    images[4:, :, :, 16:] = 1.0  # "right": ink on the right half
+    images = images * 2 - 1
+    prompts = ["left"] * 4 + ["right"] * 4
+    text = tokenize(prompts, config.text.max_length, max_lines=config.text.max_lines)
+    swapped = tokenize(prompts[4:] + prompts[:4], config.text.max_length, max_lines=config.text.max_lines)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(120):
+        optimizer.zero_grad()
+        diffusion.training_loss(lambda x, t: model(x, t, text), images, generator=generator).mean().backward()
+        optimizer.step()
+    t = torch.full((8,), 800)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        right = diffusion.training_loss(lambda x, s: model(x, s, text), images, t=t, noise=noise).mean().item()
+        wrong = diffusion.training_loss(lambda x, s: model(x, s, swapped), images, t=t, noise=noise).mean().item()
+    assert right < 0.5 * wrong, (right, wrong)  # measured 0.035; 1.00 (text ignored) before the fix

@@ -216,3 +216,14 @@ def test_glyph_cache_measures_exact_ink_even_for_oversized_glyphs(monkeypatch):
         height, width = normal.bitmap.shape
         assert np.array_equal(fallback.bitmap[top : top + height, left : left + width], normal.bitmap)
         assert fallback.bitmap.sum() == normal.bitmap.sum()
+
+
+def test_font_size_range_option(tmp_path):
+    condensed = [path for path in FONTS if Path(path).name == "OpenSans-CondBold.ttf"]
+    source = SynthSource(size=32, seed=3, color=False, font_paths=condensed, texts=["fox", "lemon"], words=load_words(), font_px=(12, 14))
+    sizes = {render_example(source, index).font_size for index in range(40)}
+    assert sizes <= {12, 13, 14} and len(sizes) >= 2  # only the asked sizes, and more than one of them
+    with pytest.raises(GlyphfuseError, match="--font-size"):
+        synthesize(tmp_path / "bad", 2, size=32, font_px=(20, 12))
+    result = CliRunner().invoke(app, ["synth-fonts", str(tmp_path / "cli"), "--count", "3", "--size", "32", "--font-size", "big"])
+    assert result.exit_code != 0 and isinstance(result.exception, GlyphfuseError) and "--font-size must look like 12-14" in str(result.exception)

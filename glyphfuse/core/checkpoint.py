@@ -28,6 +28,7 @@ from glyphfuse.core.errors import GlyphfuseError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+CARD_NAME = "card.json"  # optional model card: recipe and measured scores (the packaged model has one)
 FORMAT_VERSION = 1
 STORAGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
@@ -239,6 +240,21 @@ def load_checkpoint_config(path: str | Path) -> ModelConfig:
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     """The "glyphfuse" section of a checkpoint's config.json (version, created, metadata ...)."""
     return dict(_read_header(Path(path)).get("glyphfuse") or {})
+
+
+def read_model_card(path: str | Path) -> dict[str, Any] | None:
+    """The model card (``card.json``: recipe, training figures, eval scores) of a checkpoint
+    folder, or None when it has none."""
+    card_path = Path(path) / CARD_NAME
+    if not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GlyphfuseError(f"{card_path}: not valid JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise GlyphfuseError(f"{card_path}: expected a JSON object")
+    return card
 
 
 def _first(names, limit: int = 3) -> str:

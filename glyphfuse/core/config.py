@@ -4,6 +4,7 @@ A :class:`ModelConfig` holds everything needed to rebuild a model and its diffus
 it is what a checkpoint's ``config.json`` contains. Presets:
 
 * ``tiny``    – a few hundred thousand parameters at 32 px, for tests and CPU smoke runs
+* ``words32`` – 1.5M parameters at 32 px: short words, trainable on a 2-core CPU in an hour
 * ``base64``  – the 64 px base model
 * ``base128`` – the 128 px base model
 * ``sr256``   – the 128 -> 256 px super-resolution model (``base128`` plus one outer level)
@@ -124,6 +125,24 @@ def _tiny() -> ModelConfig:
     )
 
 
+def _words32() -> ModelConfig:
+    # about 1.5M parameters: U-Net 24-48-72 channels at 32/16/8 px, text encoder 2 layers x 64
+    return ModelConfig(
+        name="words32",
+        image_size=32,
+        channels=1,
+        text=TextEncoderConfig(width=64, depth=2, head_dim=32, max_length=24, max_distance=16),
+        unet=UNetConfig(
+            base_channels=24,
+            channel_mult=(1, 2, 3),
+            num_res_blocks=1,
+            attention_resolutions=(8,),
+            weave_resolutions=(16, 8),
+            head_channels=24,
+        ),
+    )
+
+
 def _base64() -> ModelConfig:
     # about 23M parameters: U-Net 64-128-128-192 channels at 64/32/16/8 px, text encoder 2.8M
     return ModelConfig(name="base64", image_size=64, unet=UNetConfig(channel_mult=(1, 2, 2, 3)))
@@ -174,7 +193,7 @@ def _sr256() -> ModelConfig:
     return sr_config_for(_base128(), 256, name="sr256", low_res_noise_max=0.2)
 
 
-PRESETS = {"tiny": _tiny, "base64": _base64, "base128": _base128, "sr256": _sr256}
+PRESETS = {"tiny": _tiny, "words32": _words32, "base64": _base64, "base128": _base128, "sr256": _sr256}
 
 
 def get_preset(name: str) -> ModelConfig:

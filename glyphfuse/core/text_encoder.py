@@ -18,7 +18,7 @@ from torch import nn
 
 from glyphfuse.core.config import TextEncoderConfig
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.layers import GLUFeedForward
+from glyphfuse.core.layers import GLUFeedForward, zero_module
 from glyphfuse.core.tokenizer import VOCAB_SIZE
 
 
@@ -96,9 +96,15 @@ class TextEncoder(nn.Module):
         self.token_embed = nn.Embedding(VOCAB_SIZE, width)
         self.position_embed = nn.Embedding(config.max_length, width)
         self.line_embed = nn.Embedding(config.max_lines, width)
-        self.time_proj = nn.Sequential(nn.SiLU(), nn.Linear(time_embed_dim, width))
+        # Token identity must dominate the input stream. With std-0.02 tables a default-initialised
+        # timestep projection was ~25x larger than the tokens: every token looked the same to the
+        # blocks and to the weave layers, and a 6,700-step CPU run learned to ignore the text
+        # (its output moved 0.01% between prompts). Zero-initialising the projection alone was not
+        # enough: it grew within 1,000 steps and drowned the std-0.02 tokens again. So: unit-scale
+        # tables (the pre-LN blocks normalise the sum anyway) and a timestep that enters at zero.
+        self.time_proj = nn.Sequential(nn.SiLU(), zero_module(nn.Linear(time_embed_dim, width)))
         for table in (self.token_embed, self.position_embed, self.line_embed):
-            nn.init.normal_(table.weight, std=0.02)
+            nn.init.normal_(table.weight, std=1.0)
         self.relative_bias = RelativePositionBias(heads, config.num_buckets, config.max_distance)
         self.blocks = nn.ModuleList([EncoderBlock(width, heads, config.ff_mult) for _ in range(config.depth)])
         self.norm_out = nn.LayerNorm(width)

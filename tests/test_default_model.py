@@ -1,0 +1,45 @@
+"""The packaged default model: it ships, loads, samples without --checkpoint, and carries its card."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from glyphfuse import sampling
+from glyphfuse.cli import app
+from glyphfuse.core.checkpoint import load_checkpoint, read_model_card
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_model_ships_with_recipe_and_scores():
+    path = sampling.default_checkpoint_dir()
+    assert (path / "model.safetensors").stat().st_size < 16 * 2**20  # no file over 16 MB in the package
+    card = read_model_card(path)
+    assert card is not None
+    assert (REPO / card["recipe"]).is_file()  # the exact commands that produced it
+    assert {"prompts", "n", "candidates", "cer", "exact"} <= set(card["scores"][0])
+    model, config = load_checkpoint(path)
+    assert config.name == card["preset"] and not config.is_super_resolution
+    assert all(np.isfinite(p.detach().numpy()).all() for p in model.parameters())
+
+
+def test_sample_without_checkpoint_uses_the_default_model(tmp_path):
+    out = tmp_path / "fox.png"
+    result = CliRunner().invoke(app, ["sample", "fox", "-o", str(out), "--steps", "4", "--seed", "3", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    size = load_checkpoint(sampling.default_checkpoint_dir())[1].image_size
+    image = Image.open(out)
+    assert image.size == (size, size)
+    again = tmp_path / "again.png"
+    CliRunner().invoke(app, ["sample", "fox", "-o", str(again), "--steps", "4", "--seed", "3", "--device", "cpu"])
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(again)))  # same seed, same image
+
+
+def test_info_names_the_default_model_and_its_recipe():
+    result = CliRunner().invoke(app, ["info"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    card = read_model_card(sampling.default_checkpoint_dir())
+    assert "default model" in result.output and card["recipe"] in result.output
+    assert "measured scores" in result.output
