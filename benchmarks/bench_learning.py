@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from glyphfuse.evaluate import run_eval
-from glyphfuse.synth import synthesize
+from glyphfuse.synth import parse_font_size, synthesize
 from glyphfuse.train import config_for_run, find_latest_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,9 +64,8 @@ def main() -> None:
         if not (data / "metadata.jsonl").is_file():
             (work / "fonts").mkdir(exist_ok=True)
             shutil.copy(args.font, work / "fonts")
-            low, _, high = args.font_size.partition("-")
             synthesize(data, args.count, size=args.size, seed=0, workers=2, text_file=short_words_file(work), fonts_dir=work / "fonts",
-                       font_px=(int(low), int(high or low)), progress=False)
+                       font_px=parse_font_size(args.font_size), progress=False)
         curve = []
         started = time.perf_counter()
         for target in range(args.eval_every, args.steps + 1, args.eval_every):

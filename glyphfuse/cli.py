@@ -67,21 +67,13 @@ def synth_fonts(
 
     Narrow domain (large lowercase words): [bold]glyphfuse synth-fonts data/words32 --size 32 --font-size 11-13 --text-file words.txt --fonts myfonts/[/]
     """
-    from glyphfuse.synth import synthesize
+    from glyphfuse.synth import parse_font_size, synthesize
 
-    font_px = _parse_font_size(font_size) if font_size is not None else None
+    font_px = parse_font_size(font_size) if font_size is not None else None
     summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True, font_px=font_px)
     if summary.skipped_texts:
         console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
     console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")
-
-
-def _parse_font_size(text: str) -> tuple[int, int]:
-    low, _, high = text.partition("-")
-    try:
-        return int(low), int(high or low)
-    except ValueError:
-        raise GlyphfuseError(f"--font-size must look like 12-14 (px) or 12, not {text!r}") from None
 
 
 # --- train-base ----------------------------------------------------------------------------------

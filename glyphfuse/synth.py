@@ -165,6 +165,15 @@ def font_size_ladder(size: int, steps: int = 10) -> list[int]:
     return sorted({round(low * (high / low) ** (k / (steps - 1))) for k in range(steps)})
 
 
+def parse_font_size(text: str) -> tuple[int, int]:
+    """--font-size "12-14" (or "12") -> (12, 14) px."""
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise GlyphfuseError(f"--font-size must look like 12-14 (px) or 12, not {text!r}") from None
+
+
 def canvas_margin(size: int) -> int:
     """Blank border (px) that no ink may enter."""
     return max(1, round(size * 0.05))

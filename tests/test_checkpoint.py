@@ -1,6 +1,5 @@
 """Checkpoint folders: save -> load round trip, atomic replacement, and clear errors."""
 
-import dataclasses
 import json
 
 import pytest
@@ -17,30 +16,9 @@ from glyphfuse.core.checkpoint import (
     save_safetensors_atomic,
     write_json_atomic,
 )
-from glyphfuse.core.config import get_preset
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.model import GlyphModel
 from glyphfuse.core.tokenizer import tokenize
-
-
-def micro_config():
-    """The tiny preset shrunk to 16 px and ~100k parameters (fast on a 2-core CPU)."""
-    config = get_preset("tiny")
-    config.image_size = 16
-    config.unet = dataclasses.replace(config.unet, base_channels=8, head_channels=8)
-    config.text = dataclasses.replace(config.text, width=16, head_dim=8)
-    return config
-
-
-def random_model(config, seed=0):
-    """A model with every parameter random (the zero-initialised output layers would otherwise
-    make every output 0 and the comparisons below vacuous)."""
-    torch.manual_seed(seed)
-    model = GlyphModel(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.1)
-    return model.eval()
+from helpers import micro_config, random_model
 
 
 def _outputs(model, config):

@@ -6,7 +6,6 @@ the same garbage every time.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -17,9 +16,8 @@ from typer.testing import CliRunner
 from glyphfuse import evaluate
 from glyphfuse.cli import app
 from glyphfuse.core.checkpoint import save_checkpoint
-from glyphfuse.core.config import get_preset
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.model import GlyphModel
+from helpers import micro_config, random_model
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -35,15 +33,8 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    config = get_preset("tiny")
-    config.image_size = 16
-    config.unet = dataclasses.replace(config.unet, base_channels=8, head_channels=8)
-    config.text = dataclasses.replace(config.text, width=16, head_dim=8)
-    torch.manual_seed(0)
-    model = GlyphModel(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.1)
+    config = micro_config()
+    model = random_model(config)
     path = tmp_path_factory.mktemp("eval") / "ckpt"
     save_checkpoint(path, model, config)
     return path

@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from glyphfuse import ocr, pipeline, sampling
 from glyphfuse.cli import app
 from glyphfuse.core.checkpoint import save_checkpoint
-from glyphfuse.core.config import get_preset, sr_config_for
+from glyphfuse.core.config import sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.model import GlyphModel
 from glyphfuse.metrics import trigram_similarity
 from glyphfuse.ranking import prune_candidates
+from helpers import micro_config, random_model
 
 STEPS = 2
 
@@ -35,28 +35,9 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def micro_config():
-    """The tiny preset shrunk to 16 px and ~100k parameters (fast on a 2-core CPU)."""
-    config = get_preset("tiny")
-    config.name = "micro16"
-    config.image_size = 16
-    config.unet = dataclasses.replace(config.unet, base_channels=8, head_channels=8)
-    config.text = dataclasses.replace(config.text, width=16, head_dim=8)
-    return config
-
-
-def random_model(config, seed=0):
-    torch.manual_seed(seed)
-    model = GlyphModel(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.1)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def models():
-    base_config = micro_config()
+    base_config = micro_config("micro16")
     sr_config = sr_config_for(base_config, 32)
     return {"base_model": random_model(base_config), "base_config": base_config,
             "sr_model": random_model(sr_config, 1), "sr_config": sr_config}
@@ -198,7 +179,7 @@ def test_keep_all_writes_every_candidate_and_a_listing(models, fake_ocr, tmp_pat
 
 def test_incompatible_sr_fails_before_sampling(checkpoints, tmp_path, monkeypatch, models):
     monkeypatch.setattr(sampling, "generate", lambda *a, **k: pytest.fail("sampled before the compatibility check"))
-    wrong = sr_config_for(dataclasses.replace(micro_config(), image_size=32), 64)  # upsamples 32 px, base makes 16 px
+    wrong = sr_config_for(dataclasses.replace(micro_config("micro16"), image_size=32), 64)  # upsamples 32 px, base makes 16 px
     save_checkpoint(tmp_path / "wrong_sr", random_model(wrong), wrong)
     with pytest.raises(GlyphfuseError, match=r"wrong_sr: upsamples 32 px images but .*base makes 16 px"):
         pipeline.load_models(checkpoints[0], tmp_path / "wrong_sr", "cpu")

@@ -1,6 +1,5 @@
 """generate(): reproducibility, batch independence, guidance; the `sample` and `info` commands."""
 
-import dataclasses
 
 import pytest
 import torch
@@ -12,32 +11,18 @@ from glyphfuse.cli import app
 from glyphfuse.core.checkpoint import save_checkpoint
 from glyphfuse.core.config import get_preset
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.model import GlyphModel
 from glyphfuse.core.tokenizer import tokenize
 from glyphfuse.sampling import generate, make_model_fn, parse_prompt
+from helpers import micro_config, random_model
 
 STEPS = 4  # the sampler's math is tested in test_diffusion.py; here only the plumbing
-
-
-def micro_config():
-    """The tiny preset shrunk to 16 px and ~100k parameters (fast on a 2-core CPU)."""
-    config = get_preset("tiny")
-    config.image_size = 16
-    config.unet = dataclasses.replace(config.unet, base_channels=8, head_channels=8)
-    config.text = dataclasses.replace(config.text, width=16, head_dim=8)
-    return config
 
 
 @pytest.fixture(scope="module")
 def model_and_config():
     """A micro model with every parameter random, so outputs depend on the prompt."""
     config = micro_config()
-    torch.manual_seed(0)
-    model = GlyphModel(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.1)
-    return model.eval(), config
+    return random_model(config), config
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,29 @@
+"""Small models shared by the tests (importable because pytest puts tests/ on sys.path)."""
+
+import dataclasses
+
+import torch
+
+from glyphfuse.core.config import ModelConfig, get_preset
+from glyphfuse.core.model import GlyphModel
+
+
+def micro_config(name: str = "tiny") -> ModelConfig:
+    """The tiny preset shrunk to 16 px and ~100k parameters (fast on a 2-core CPU)."""
+    config = get_preset("tiny")
+    config.name = name
+    config.image_size = 16
+    config.unet = dataclasses.replace(config.unet, base_channels=8, head_channels=8)
+    config.text = dataclasses.replace(config.text, width=16, head_dim=8)
+    return config
+
+
+def random_model(config: ModelConfig, seed: int = 0) -> GlyphModel:
+    """A model with every parameter random (the zero-initialised output layers would otherwise
+    make every output 0 and comparisons between outputs vacuous)."""
+    torch.manual_seed(seed)
+    model = GlyphModel(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    return model.eval()
