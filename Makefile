@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GLYPHFUSE := $(VENV)/bin/glyphfuse
-PROMPT ?= hello
+PROMPT ?= hello\nworld
 OUT ?= out.png
 
 .PHONY: setup demo test bench

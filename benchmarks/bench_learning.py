@@ -1,90 +1,126 @@
-"""Learning benchmark: train a small model from scratch for a fixed budget and print its learning
-curve as `glyphfuse eval` figures (CER, exact, exact_ci on held-out prompts) at several points.
+"""Learning benchmark: how fast a model learns to spell, as `glyphfuse eval` figures.
 
-Use it to measure how a change affects learning speed: run it before and after, same arguments.
+Two jobs:
 
-    python benchmarks/bench_learning.py                       # tiny, 32 px, short words, CPU-sized
-    python benchmarks/bench_learning.py --model base64 --size 64 --count 100000 --steps 20000 \
-        --eval-every 2000 --batch-size 128 --lr 2e-4 --device cuda          # a GPU run
+    # the learning curve of an existing run: every step checkpoint evaluated on held-out prompts
+    python benchmarks/bench_learning.py curve work/lines64/run --prompts words lines2 strings
 
-By default the data is the packaged model's domain (examples/recipes/words32.sh): short lowercase
-words (3-5 letters) from the shipped word list in one condensed bold font at 12-14 px, and eval
-uses the packaged `short` prompt set (held out: none of its words is in that list).
+    # an ablation at equal images seen: the lines64 data recipe against variants that change one
+    # thing each (placement, background, random strings, the column-in-line embedding)
+    python benchmarks/bench_learning.py ablation --steps 500 --count 20000
+
+Figures: exact (the OCR read equals the prompt), CER, for a single sample per prompt (DDIM, no
+rejection) on the packaged held-out sets, whose words are never rendered by synth-fonts. The CPU
+default of `ablation` (`make bench`) is small; the closing note of issue 11 in CHANGELOG.md has a
+full run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
+from glyphfuse.core.checkpoint import read_checkpoint_info
+from glyphfuse.core.config import get_preset
 from glyphfuse.evaluate import run_eval
-from glyphfuse.synth import parse_font_size, synthesize
-from glyphfuse.train import config_for_run, find_latest_checkpoint, train
+from glyphfuse.synth import get_data_recipe, synthesize
+from glyphfuse.train import config_for_run, train
 
-REPO = Path(__file__).resolve().parents[1]
+# name -> (changes to the lines64 data recipe, changes to the lines64 text encoder)
+VARIANTS = {
+    "lines64 recipe": ({}, {}),
+    "centred block": ({"align": "center", "placement": "center"}, {}),
+    "random placement": ({"align": "random", "placement": "random"}, {}),
+    "random background": ({"background": "random"}, {}),
+    "no random strings": ({"random_fraction": 0.0}, {}),
+    "no column embedding": ({}, {"column_embedding": False}),
+}
 
 
-def short_words_file(folder: Path, min_len: int = 3, max_len: int = 5) -> Path:
-    """A --text-file of the shipped training words of min_len..max_len lowercase letters."""
-    words = resources.files("glyphfuse").joinpath("resources/words.txt").read_text(encoding="utf-8").split()
-    chosen = [w for w in words if min_len <= len(w) <= max_len and w.isascii() and w.isalpha() and w.islower()]
-    path = folder / "words.txt"
-    path.write_text("\n".join(chosen) + "\n", encoding="utf-8")
-    return path
+def evaluate(checkpoint: Path, prompt_sets: list[str], n: int, steps: int, device: str) -> dict:
+    scores = {}
+    for prompts in prompt_sets:
+        summary = run_eval(checkpoint, prompts=prompts, n=n, steps=steps, seed=0, device=device)["model"]["summary"]
+        scores[prompts] = {"exact": summary["exact"], "cer": summary["cer"]}
+    return scores
+
+
+def row_text(label: str, images: int, scores: dict) -> str:
+    cells = "  ".join(f"{name} exact {s['exact']:.3f} CER {s['cer']:.3f}" for name, s in scores.items())
+    return f"{label:<22} {images:>8,} images  {cells}"
+
+
+def curve(args: argparse.Namespace) -> list[dict]:
+    checkpoints = sorted((args.run / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    if args.every:
+        checkpoints = [c for c in checkpoints if int(c.name.split("_")[1]) % args.every == 0]
+    batch = json.loads((args.run / "run.json").read_text())["config"]["batch_size"] if (args.run / "run.json").is_file() else args.batch_size
+    rows = []
+    for checkpoint in checkpoints:
+        step = int(read_checkpoint_info(checkpoint).get("metadata", {}).get("step") or checkpoint.name.split("_")[1])
+        scores = evaluate(checkpoint, args.prompts, args.n, args.sample_steps, args.device)
+        rows.append({"step": step, "images": step * batch, "scores": scores})
+        print(row_text(f"step {step}", step * batch, scores), flush=True)
+    return rows
+
+
+def ablation(args: argparse.Namespace) -> list[dict]:
+    base_style = get_data_recipe("lines64")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        for name in args.variants or list(VARIANTS):
+            data_changes, text_changes = VARIANTS[name]
+            slug = name.replace(" ", "-")
+            data, run = work / f"data-{slug}", work / f"run-{slug}"
+            if not (data / "metadata.jsonl").is_file():
+                synthesize(data, args.count, size=64, seed=0, workers=2, style=base_style.replace(**data_changes), overwrite=True, progress=False)
+            model = get_preset("lines64")
+            for key, value in text_changes.items():
+                setattr(model.text, key, value)
+            model_file = work / f"model-{slug}.json"
+            model_file.write_text(model.to_json())
+            overrides = {"max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": 200, "ema_decay": 0.999,
+                         "checkpoint_every": args.steps, "sample_every": 0, "num_workers": 1, "device": args.device, "progress": False}
+            started = time.perf_counter()
+            train(config_for_run(data, run, model=str(model_file), overrides=overrides), run)
+            seconds = time.perf_counter() - started
+            scores = evaluate(run / "checkpoints" / f"step_{args.steps}", args.prompts, args.n, args.sample_steps, args.device)
+            rows.append({"variant": name, "images": args.steps * args.batch_size, "train_seconds": seconds, "scores": scores})
+            print(row_text(name, args.steps * args.batch_size, scores) + f"  ({seconds:.0f} s training)", flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="tiny", help="preset or ModelConfig JSON (default tiny)")
-    parser.add_argument("--size", type=int, default=32, help="image size of the synthetic set; must match the model")
-    parser.add_argument("--count", type=int, default=10000, help="synthetic training images")
-    parser.add_argument("--steps", type=int, default=2000, help="training budget in optimizer steps")
-    parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--font", type=Path, default=REPO / "fonts" / "OpenSans-CondBold.ttf", help="the one font of the data (default OpenSans-CondBold)")
-    parser.add_argument("--font-size", default="12-14", help="font size range MIN-MAX in px (default 12-14)")
-    parser.add_argument("--prompts", default="short", help="eval prompt set or file (default short)")
-    parser.add_argument("-n", type=int, default=2, help="eval samples per prompt")
-    parser.add_argument("--sample-steps", type=int, default=25, help="DDIM steps at eval")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep data and run here (default: a temp dir)")
-    parser.add_argument("--json", type=Path, default=None, help="write the curve as JSON here")
+    jobs = parser.add_subparsers(dest="job")
+    curve_parser = jobs.add_parser("curve", help="evaluate every step checkpoint of a run")
+    curve_parser.add_argument("run", type=Path, help="a train-base run folder")
+    curve_parser.add_argument("--every", type=int, default=0, help="only steps that are multiples of this")
+    curve_parser.add_argument("--batch-size", type=int, default=32, help="images per step when the run has no run.json")
+    ablation_parser = jobs.add_parser("ablation", help="train the lines64 recipe and its variants at equal images")
+    ablation_parser.add_argument("--steps", type=int, default=200)
+    ablation_parser.add_argument("--count", type=int, default=8000, help="synthetic images per variant")
+    ablation_parser.add_argument("--batch-size", type=int, default=32)
+    ablation_parser.add_argument("--lr", type=float, default=2e-3)
+    ablation_parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all")
+    ablation_parser.add_argument("--workdir", type=Path, default=None, help="keep data and runs here (default: a temp dir)")
+    for sub in (curve_parser, ablation_parser):
+        sub.add_argument("--prompts", nargs="+", default=["words", "lines2"], help="held-out prompt sets (default words lines2)")
+        sub.add_argument("-n", type=int, default=1, help="samples per prompt")
+        sub.add_argument("--sample-steps", type=int, default=50, help="DDIM steps at eval")
+        sub.add_argument("--device", default="auto")
+        sub.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.workdir or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        data, run = work / "data", work / "run"
-        if not (data / "metadata.jsonl").is_file():
-            (work / "fonts").mkdir(exist_ok=True)
-            shutil.copy(args.font, work / "fonts")
-            synthesize(data, args.count, size=args.size, seed=0, workers=2, text_file=short_words_file(work), fonts_dir=work / "fonts",
-                       font_px=parse_font_size(args.font_size), progress=False)
-        curve = []
-        started = time.perf_counter()
-        for target in range(args.eval_every, args.steps + 1, args.eval_every):
-            overrides = {"max_steps": target, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": min(100, target),
-                         "ema_decay": 0.999, "checkpoint_every": args.eval_every, "sample_every": 0, "num_workers": 1,
-                         "device": args.device, "progress": False}
-            config = config_for_run(data, run, model=args.model, overrides=overrides)
-            train(config, run)
-            checkpoint = find_latest_checkpoint(run)
-            report = run_eval(checkpoint, prompts=args.prompts, n=args.n, steps=args.sample_steps, seed=0, device=args.device)
-            summary = report["model"]["summary"]
-            losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()[-5:]]
-            row = {"step": target, "loss": sum(losses) / len(losses), "cer": summary["cer"], "exact": summary["exact"],
-                   "exact_ci": summary["exact_ci"], "train_seconds": time.perf_counter() - started}
-            curve.append(row)
-            print(f"step {row['step']:>6}  loss {row['loss']:.4f}  CER {row['cer']:.3f}  exact {row['exact']:.3f}  "
-                  f"exact_ci {row['exact_ci']:.3f}  ({row['train_seconds']:.0f} s)", flush=True)
-        if args.json:
-            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "curve": curve}, indent=2))
+    if args.job is None:  # `make bench`: a small ablation sized for the CPU
+        args = ablation_parser.parse_args([])
+        args.job = "ablation"
+    rows = curve(args) if args.job == "curve" else ablation(args)
+    if args.json:
+        args.json.write_text(json.dumps({"job": args.job, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
     python examples/default_model_grid.py [--out examples/default_model.png]
 
-Top row: one sample per held-out prompt (seed 0, no rejection). Bottom row: the OCR-best of 8
-candidates (seeds 0-7). Enlarged 4x (nearest neighbour) so 32 px pixels are visible. Prints what
-tesseract reads in each image.
+Top row: one sample per held-out prompt (seed 0, no rejection): the first words, two-line prompts
+and random strings of the packaged held-out sets. Bottom row: the OCR-best of 8 candidates (seeds
+0-7). Enlarged 3x (nearest neighbour) so the pixels are visible. Prints what tesseract reads.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from glyphfuse.core.images import make_grid
 from glyphfuse.evaluate import load_prompts
 from glyphfuse.pipeline import load_models, sample_many
 
-ZOOM = 4
+ZOOM = 3
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "default_model.png")
-    parser.add_argument("--prompts", default="short", help="prompt set or file (default: the held-out short words)")
-    parser.add_argument("--count", type=int, default=8, help="how many prompts (columns)")
+    parser.add_argument("--prompts", nargs="+", default=["words", "lines2", "strings"], help="prompt sets or files (default: words lines2 strings)")
+    parser.add_argument("--count", type=int, default=3, help="prompts taken from each set")
     args = parser.parse_args()
-    prompts = load_prompts(args.prompts)[0][: args.count]
+    prompts = [prompt for source in args.prompts for prompt in load_prompts(source)[0][: args.count]]
     models = load_models(device="cpu")
     rows = []
     for candidates in (1, 8):

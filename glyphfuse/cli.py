@@ -6,14 +6,18 @@ A :class:`~glyphfuse.core.errors.GlyphfuseError` becomes a one-line message and 
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from glyphfuse import __version__
+from glyphfuse.core.config import MAX_SEED
 from glyphfuse.core.errors import GlyphfuseError
 
 app = typer.Typer(
@@ -40,6 +44,20 @@ def _root(
     """Train and sample diffusion models that write a given text legibly into images."""
 
 
+def _finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
+    """Option callback: NaN and infinity are refused while the command line is parsed."""
+    if value is not None and not math.isfinite(value):
+        raise GlyphfuseError(f"{param.opts[0]} must be a finite number, got {value}")
+    return value
+
+
+def _seed(param: typer.CallbackParam, value: Optional[int]) -> Optional[int]:
+    """Option callback: a seed is 0 .. 2^63 - 1 (torch generators take 64-bit seeds)."""
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise GlyphfuseError(f"{param.opts[0]} must be between 0 and {MAX_SEED}, got {value}")
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # Subcommands. Each is a thin wrapper: parse, call the core, print. Keep logic out of here.
 # ---------------------------------------------------------------------------------------------
@@ -52,25 +70,49 @@ def _root(
 def synth_fonts(
     out_dir: Path = typer.Argument(..., help="Folder to write NAME.png + NAME.txt + metadata.jsonl into (must be empty or new)."),
     count: int = typer.Option(1000, "--count", "-n", help="Number of images."),
-    size: int = typer.Option(128, "--size", help="Image width and height in px."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Named data recipe: lines64 (the default model's data), words32, full. The options below override its settings."),
+    size: Optional[int] = typer.Option(None, "--size", help="Image width and height in px (default: the recipe's, else 128)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files for any --workers."),
     workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
-    color: bool = typer.Option(False, "--color", help="Random RGB colours instead of grayscale."),
+    color: bool = typer.Option(False, "--color", help="RGB images: random colours (or tinted light backgrounds with --background light)."),
     text_file: Optional[Path] = typer.Option(None, "--text-file", help="Draw transcripts from this UTF-8 file (one per line; a literal \\n is a line break) instead of random words."),
     fonts: Optional[Path] = typer.Option(None, "--fonts", help="Folder of .ttf/.otf fonts (default: the repository's fonts/)."),
+    font: Optional[List[str]] = typer.Option(None, "--font", help="Use only this font file of the fonts folder (repeat for several)."),
+    font_size: Optional[str] = typer.Option(None, "--font-size", help="Font size in px, MIN-MAX or one value (e.g. 12-14); default scales with --size (8-36 px at 128 px)."),
+    align: Optional[str] = typer.Option(None, "--align", help="left | center | right | random (default random)."),
+    placement: Optional[str] = typer.Option(None, "--placement", help="fixed (line k always at the same height) | center | random (default random)."),
+    background: Optional[str] = typer.Option(None, "--background", help="light (light flat, dark text) | random (any lightness, either polarity; default)."),
+    charset: Optional[str] = typer.Option(None, "--charset", help="lower | letters | alnum | printable (default: words with capitals, digits, punctuation)."),
+    random_fraction: Optional[float] = typer.Option(None, "--random-fraction", help="Share of tokens that are uniformly random strings of --charset (default 0)."),
+    lines: Optional[str] = typer.Option(None, "--lines", help="Lines per image, MIN-MAX (e.g. 1-2)."),
+    tokens: Optional[str] = typer.Option(None, "--tokens", help="Tokens per line, MIN-MAX (e.g. 1-2)."),
+    string_length: Optional[str] = typer.Option(None, "--string-length", help="Length of the random strings, MIN-MAX (default 2-8)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
-    font_size: Optional[str] = typer.Option(None, "--font-size", help="Font size range in px as MIN-MAX (e.g. 12-14); default scales with --size (8-36 px at 128 px). Text that does not fit at MIN is wrapped."),
 ) -> None:
-    """Render synthetic training images: random text in random fonts on flat backgrounds.
+    """Render synthetic training images: text in real fonts on flat backgrounds.
 
-    Example: [bold]glyphfuse synth-fonts data/synth128 --count 100000 --size 128 --seed 0 --workers 2[/]
+    A word is never split over lines, and no word of the packaged eval prompt sets is ever drawn.
 
-    Narrow domain (large lowercase words): [bold]glyphfuse synth-fonts data/words32 --size 32 --font-size 11-13 --text-file words.txt --fonts myfonts/[/]
+    [bold]Examples[/]
+
+      glyphfuse synth-fonts data/lines64 --recipe lines64 --count 100000 --workers 2
+
+      glyphfuse synth-fonts data/synth128 --count 100000 --size 128 --workers 2
+
+      glyphfuse synth-fonts data/mine --size 64 --align center --placement center --background light --charset letters --random-fraction 0.3 --lines 1-3 --tokens 1-2
     """
-    from glyphfuse.synth import parse_font_size, synthesize
+    from glyphfuse.synth import SynthStyle, get_data_recipe, parse_range, synthesize
 
-    font_px = parse_font_size(font_size) if font_size is not None else None
-    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True, font_px=font_px)
+    style = (get_data_recipe(recipe) if recipe else SynthStyle()).replace(
+        align=align, placement=placement, background=background, charset=charset, random_fraction=random_fraction,
+        lines=parse_range(lines, "--lines") if lines else None,
+        tokens=parse_range(tokens, "--tokens") if tokens else None,
+        string_length=parse_range(string_length, "--string-length") if string_length else None,
+        font_px=parse_range(font_size, "--font-size") if font_size else None,
+        fonts=tuple(font) if font else None,
+    )
+    size = size or style.size
+    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True, style=style)
     if summary.skipped_texts:
         console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
     console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")
@@ -86,10 +128,10 @@ def train_base(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3)."),
+    lr: Optional[float] = typer.Option(None, "--lr", callback=_finite, help="Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3)."),
     warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
-    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of the sampled weights (default 0.9999)."),
-    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", callback=_finite, help="EMA decay of the sampled weights (default 0.9999)."),
+    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", callback=_finite, help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
     resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Steps between checkpoints (default 1000; also written at the end and on Ctrl-C)."),
@@ -99,7 +141,7 @@ def train_base(
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the initial weights, data order and noise (default 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", callback=_seed, help="Seed of the initial weights, data order and noise (default 0)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
 ) -> None:
     """Train a base model on an image folder; resumable, multi-GPU with torchrun.
@@ -145,9 +187,10 @@ def warm_start(
     base_checkpoint: Path = typer.Argument(..., help="Base model checkpoint folder (or a train-base run folder: its latest checkpoint)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write the warm-started SR model to."),
     sr_size: Optional[int] = typer.Option(None, "--sr-size", min=1, help="SR image size in px: the base size times a power of two (default 2x the base size)."),
-    low_res_noise_max: float = typer.Option(0.2, "--low-res-noise-max", min=0.0, max=1.0, help="Max noise-augmentation level of the low-res input during SR training (0 = none)."),
+    low_res_noise_max: float = typer.Option(0.2, "--low-res-noise-max", min=0.0, max=1.0, callback=_finite, help="Max noise-augmentation level of the low-res input during SR training (0 = none)."),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the SR model config (default BASE-srSIZE)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the freshly initialised SR layers."),
+    seed: int = typer.Option(0, "--seed", callback=_seed, help="Seed of the freshly initialised SR layers."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a checkpoint already in OUT (never the input, never a training checkpoint)."),
 ) -> None:
     """Build a super-resolution model from a trained base model: copy every base tensor that has a place in it.
 
@@ -161,8 +204,8 @@ def warm_start(
     """
     from glyphfuse.warm_start import report_table, warm_start_checkpoint
 
-    path, report = warm_start_checkpoint(base_checkpoint, out, sr_size=sr_size, seed=seed, low_res_noise_max=low_res_noise_max, name=name)
-    Console().print(report_table(report, title=f"warm start {base_checkpoint} -> {path}"))
+    path, report = warm_start_checkpoint(base_checkpoint, out, sr_size=sr_size, seed=seed, low_res_noise_max=low_res_noise_max, name=name, overwrite=overwrite)
+    Console().print(report_table(report, title=escape(f"warm start {base_checkpoint} -> {path}")))
     print(
         f"wrote {path}: copied {report.parameters('copied'):,} parameters ({report.tensors('copied')} tensors), "
         f"new {report.parameters('new'):,}, skipped {report.parameters('skipped'):,}"
@@ -179,10 +222,10 @@ def train_sr(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 1e-4)."),
+    lr: Optional[float] = typer.Option(None, "--lr", callback=_finite, help="Peak AdamW learning rate (default 1e-4)."),
     warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
-    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of the sampled weights (default 0.9999)."),
-    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", callback=_finite, help="EMA decay of the sampled weights (default 0.9999)."),
+    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", callback=_finite, help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
     blur: Optional[bool] = typer.Option(None, "--blur/--no-blur", help="Lightly blur the low-res input (Gaussian sigma 0.4-0.6), as the original did (default off)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
     resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
@@ -192,7 +235,7 @@ def train_sr(
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data order and noise (default 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", callback=_seed, help="Seed of the data order and noise (default 0)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
 ) -> None:
     """Train a super-resolution model on an image folder, on the same trainer as train-base.
@@ -224,25 +267,25 @@ def train_sr(
 @app.command("sample")
 def sample(
     prompt: str = typer.Argument(..., help="The text to write into the image; a literal \\n is a line break."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output image (e.g. out.png). With -n N: out.png, out_1.png, ... (or one grid with --grid)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image (e.g. out.png). With -n N: out.png, out_1.png, ... (or one grid with --grid). Existing files of these names are replaced."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint folder (model.safetensors + config.json). Default: the packaged model, if installed."),
     steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps (any number up to the model's num_timesteps)."),
-    sampler: str = typer.Option("ddim", "--sampler", help="ddim (deterministic with --eta 0) or ddpm (ancestral)."),
-    guidance: float = typer.Option(3.0, "--guidance", "-g", help="Classifier-free guidance scale (1 = no guidance)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; image i uses seed + i. Same seed -> same images."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddim (deterministic with --eta 0), ddpm (ancestral) or dpmpp-2m (DPM-Solver++(2M): deterministic, second order, for fewer --steps)."),
+    guidance: float = typer.Option(3.0, "--guidance", "-g", callback=_finite, help="Classifier-free guidance scale (1 = no guidance)."),
+    seed: int = typer.Option(0, "--seed", callback=_seed, help="Random seed; image i uses seed + i. Same seed -> same images."),
     num: int = typer.Option(1, "--num", "-n", min=1, help="Number of images to write for the prompt (each the best of --candidates)."),
     grid: bool = typer.Option(False, "--grid", help="Write the N images as one grid picture instead of N files."),
-    eta: float = typer.Option(0.0, "--eta", min=0.0, help="DDIM noise (0 = deterministic, 1 = DDPM-like)."),
-    dynamic_threshold: Optional[float] = typer.Option(None, "--dynamic-threshold", min=0.0, max=1.0, help="Imagen dynamic thresholding percentile of |x0| (e.g. 0.995) instead of clipping x0 to [-1, 1]."),
+    eta: float = typer.Option(0.0, "--eta", min=0.0, callback=_finite, help="DDIM noise (0 = deterministic, 1 = DDPM-like)."),
+    dynamic_threshold: Optional[float] = typer.Option(None, "--dynamic-threshold", min=0.0, max=1.0, callback=_finite, help="Imagen dynamic thresholding percentile of |x0| (e.g. 0.995) instead of clipping x0 to [-1, 1]."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
     candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: draw this many candidates per output image and keep the one OCR reads best (needs tesseract when > 1)."),
-    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, help="If the best candidate's OCR similarity reaches this, keep only candidates at or above it for SR."),
-    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, help="Otherwise drop candidates under this similarity before SR (never all)."),
+    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, callback=_finite, help="If the best candidate's OCR similarity reaches this, keep only candidates at or above it for SR."),
+    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, callback=_finite, help="Otherwise drop candidates under this similarity before SR (never all)."),
     keep_all: Optional[Path] = typer.Option(None, "--keep-all", help="Also save every candidate (base and SR) into this folder, named by candidate, stage and score, plus candidates.json."),
     sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: upsample the surviving candidates with it (checked against the base model before sampling)."),
     sr_steps: Optional[int] = typer.Option(None, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps)."),
-    sr_guidance: float = typer.Option(1.0, "--sr-guidance", help="Classifier-free guidance scale of the SR model."),
+    sr_guidance: float = typer.Option(1.0, "--sr-guidance", callback=_finite, help="Classifier-free guidance scale of the SR model."),
     ocr: bool = typer.Option(False, "--ocr", help="Read the chosen image with OCR and print its text and score even with one candidate and no SR."),
     ocr_processes: Optional[int] = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
 ) -> None:
@@ -265,11 +308,15 @@ def sample(
       glyphfuse sample "quartz fjord" -o q.png -c ckpt/base64 --sr-checkpoint ckpt/sr128 --candidates 8 --keep-all q_candidates
     """
     from glyphfuse import pipeline, sampling
+    from glyphfuse.core.diffusion import check_sampler
 
-    if sampler not in ("ddim", "ddpm"):
-        raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
+    check_sampler(sampler)
+    sampling.check_output(out)  # a bad -o fails now, not after the sampling
     models = pipeline.load_models(checkpoint, sr_checkpoint, device)
     text = sampling.parse_prompt(prompt)
+    warning = sampling.domain_warning(text, checkpoint)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     results = pipeline.sample_many(
         [text] * num, **models, candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
         steps=steps, sampler=sampler, guidance=guidance, seed=seed, eta=eta, dynamic_threshold=dynamic_threshold,
@@ -321,7 +368,7 @@ def info(
     if checkpoint is None and preset is None:
         try:
             checkpoint = default_checkpoint_dir()
-            out.print(f"[bold]default model[/] (used when --checkpoint is not given): {checkpoint}")
+            out.print(f"[bold]default model[/] (used when --checkpoint is not given): {escape(str(checkpoint))}")
         except GlyphfuseError:
             out.print(f"no default model installed ({DEFAULT_MODEL_DIR} is empty)")
     if checkpoint is not None:
@@ -343,10 +390,10 @@ def _print_model_table(out: Console, configs: dict, about: dict) -> None:
     rows = {name: dict(ckpt.config_rows(cfg)) for name, cfg in configs.items()}
     table = Table(title="glyphfuse model" + ("s" if len(names) > 1 else ""))
     table.add_column("setting", no_wrap=True)
-    for name in names:
-        table.add_column(name, justify="right", overflow="fold")
+    for name in names:  # names, values and metadata come from files: never read as markup
+        table.add_column(escape(name), justify="right", overflow="fold")
     for key in rows[names[0]]:
-        table.add_row(key, *(rows[name].get(key, "-") for name in names))
+        table.add_row(key, *(escape(rows[name].get(key, "-")) for name in names))
     table.add_section()
     parts = list(dict.fromkeys(part for name in names for part in counts[name]))
     parts.append(parts.pop(parts.index("total")))
@@ -354,9 +401,9 @@ def _print_model_table(out: Console, configs: dict, about: dict) -> None:
         table.add_row(f"params {part}", *(f"{counts[name][part]:,}" if part in counts[name] else "-" for name in names))
     for key in ("version", "created", "weights_dtype"):
         if key in about:
-            table.add_row(f"checkpoint {key}", str(about[key]))
+            table.add_row(f"checkpoint {key}", escape(str(about[key])))
     for key, value in (about.get("metadata") or {}).items():
-        table.add_row(f"metadata.{key}", str(value))
+        table.add_row(escape(f"metadata.{key}"), escape(str(value)))
     out.print(table)
 
 
@@ -366,15 +413,15 @@ def _print_model_card(out: Console, card: dict) -> None:
 
     for key, value in card.items():
         if key != "scores":
-            out.print(f"[bold]{key}[/]: {value if not isinstance(value, list) else '; '.join(map(str, value))}", highlight=False)
+            out.print(f"[bold]{escape(key)}[/]: {escape(str(value) if not isinstance(value, list) else '; '.join(map(str, value)))}", highlight=False)
     scores = card.get("scores") or []
     if scores:
         table = Table(title="measured scores (glyphfuse eval)")
         columns = list(dict.fromkeys(key for row in scores for key in row))
         for column in columns:
-            table.add_column(column, justify="left" if column in ("prompts", "model") else "right")
+            table.add_column(escape(column), justify="left" if column in ("prompts", "model") else "right")
         for row in scores:
-            table.add_row(*(f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns))
+            table.add_row(*(f"{row[c]:.3f}" if isinstance(row.get(c), float) else escape(str(row.get(c, "-"))) for c in columns))
         out.print(table)
 
 
@@ -384,8 +431,8 @@ def ocr_rank(
     folder: Path = typer.Argument(..., help="Folder of images (png/jpg/webp), searched recursively."),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="Score every image against this text (a literal \\n is a newline) instead of each image's name.txt / metadata.jsonl transcript."),
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Show and report only the K best images (error rows are always listed)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the ranking as JSON here."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the ranking as CSV here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the ranking as JSON here (an existing file is replaced)."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the ranking as CSV here (an existing file is replaced)."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
     case_insensitive: bool = typer.Option(False, "--case-insensitive", help="Compare case-folded text (similarity and CER)."),
 ) -> None:
@@ -401,10 +448,14 @@ def ocr_rank(
     from rich.table import Table
 
     from glyphfuse import ranking, sampling
+    from glyphfuse.core.checkpoint import check_writable
 
     if prompt is not None:
         prompt = sampling.parse_prompt(prompt)
-    rows = ranking.top_rows(ranking.rank_folder(folder, prompt=prompt, processes=processes, case_insensitive=case_insensitive), top)
+    for report_path in (json_out, csv_out):
+        if report_path is not None:
+            check_writable(report_path)  # before the OCR work, not after
+    rows = ranking.top_rows(ranking.rank_folder(folder, prompt=prompt, processes=processes, case_insensitive=case_insensitive, show_progress=True), top)
     table = Table(title=f"ocr-rank {folder}")
     for column, justify in (("#", "right"), ("file", "left"), ("OCR text", "left"), ("similarity", "right"), ("CER", "right")):
         table.add_column(column, justify=justify)
@@ -433,16 +484,16 @@ def eval_command(
     prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), short, phrases, multiline."),
     num: int = typer.Option(4, "--num", "-n", min=1, help="Samples per prompt."),
     candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: each sample is the best of this many candidates."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (recorded in the report). Same seed and settings -> same report."),
+    seed: int = typer.Option(0, "--seed", callback=_seed, help="Random seed (recorded in the report). Same seed and settings -> same report."),
     steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps of the base model."),
-    sampler: str = typer.Option("ddim", "--sampler", help="ddim or ddpm."),
-    guidance: float = typer.Option(3.0, "--guidance", "-g", help="Classifier-free guidance scale."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddim, ddpm or dpmpp-2m (DPM-Solver++(2M))."),
+    guidance: float = typer.Option(3.0, "--guidance", "-g", callback=_finite, help="Classifier-free guidance scale."),
     sr_steps: Optional[int] = typer.Option(None, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps)."),
-    sr_guidance: float = typer.Option(1.0, "--sr-guidance", help="Guidance scale of the SR model."),
-    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, help="Rejection sampling: keep only candidates at or above this if the best reaches it."),
-    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, help="Rejection sampling: otherwise drop candidates under this."),
+    sr_guidance: float = typer.Option(1.0, "--sr-guidance", callback=_finite, help="Guidance scale of the SR model."),
+    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, callback=_finite, help="Rejection sampling: keep only candidates at or above this if the best reaches it."),
+    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, callback=_finite, help="Rejection sampling: otherwise drop candidates under this."),
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here (an existing file is replaced)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Also save every evaluated image into this folder (pPPP_sK.png)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
     ocr_processes: Optional[int] = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
@@ -464,16 +515,22 @@ def eval_command(
     """
     from rich.console import Console as StdoutConsole
 
-    from glyphfuse import evaluate, ranking
+    from glyphfuse import evaluate, ocr, ranking
+    from glyphfuse.core.checkpoint import check_writable
+    from glyphfuse.core.diffusion import check_sampler
 
-    if sampler not in ("ddim", "ddpm"):
-        raise GlyphfuseError(f"unknown sampler {sampler!r}; choose ddim or ddpm")
-    report = evaluate.run_eval(
-        checkpoint, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, candidates=candidates,
-        seed=seed, steps=steps, sampler=sampler, guidance=guidance, sr_steps=sr_steps, sr_guidance=sr_guidance,
-        keep_only_if_above=keep_only_if_above, delete_under=delete_under, device=device, ocr_processes=ocr_processes,
-        batch_size=batch_size, show_progress=True, images_dir=images,
-    )
+    check_sampler(sampler)
+    if json_out is not None:
+        check_writable(json_out)  # before the sampling and OCR work, not after
+    if images is not None:
+        check_writable(images / "p000_s0.png")
+    with ocr.progress_shown():  # also for the OCR of --ground-truth
+        report = evaluate.run_eval(
+            checkpoint, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, candidates=candidates,
+            seed=seed, steps=steps, sampler=sampler, guidance=guidance, sr_steps=sr_steps, sr_guidance=sr_guidance,
+            keep_only_if_above=keep_only_if_above, delete_under=delete_under, device=device, ocr_processes=ocr_processes,
+            batch_size=batch_size, show_progress=True, images_dir=images,
+        )
     for table in evaluate.report_tables(report):
         StdoutConsole().print(table)
     if json_out is not None:
@@ -481,12 +538,25 @@ def eval_command(
         print(f"wrote {json_out}")
 
 
+def _print_error(message: str) -> None:
+    """``error: <message>`` on one line of stderr (line breaks inside the message are flattened)."""
+    console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
-    """Console-script entry point: user-facing errors become one line and exit status 1."""
+    """Console-script entry point: user-facing errors (and file-system errors: disk full,
+    read-only ...) become one line and exit status 1."""
     try:
         app()
     except GlyphfuseError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
+        sys.exit(1)
+    except BrokenPipeError:  # e.g. `glyphfuse info | head -1`: the reader is gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(1)
+    except OSError as exc:  # a file or disk problem that no code path turned into a GlyphfuseError
+        where = f"{exc.filename}: " if exc.filename else ""
+        _print_error(f"{where}{exc.strerror or exc}")
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")

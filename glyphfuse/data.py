@@ -6,8 +6,9 @@ On disk a dataset is a folder of ``name.png`` (or .jpg) images, each with its tr
 through :func:`write_example` and :class:`MetadataWriter`; training reads them back through
 :func:`scan_image_folder` and :class:`ImageTextDataset`.
 
-Broken examples never crash an epoch: a missing or empty transcript, a metadata row without
-its image, or a corrupt image is reported once by file name and skipped.
+Broken examples never crash an epoch and are never used silently: a missing, empty or (for the
+model) too long transcript, a metadata row that is not valid UTF-8 JSON or has no image, and a
+corrupt, too large or too small image are each reported once by file name and skipped.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import json
 import logging
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from glyphfuse.core.checkpoint import output_error, write_bytes_atomic
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.images import load_image
+from glyphfuse.core.tokenizer import encoded_length
 
 logger = logging.getLogger("glyphfuse.data")
 
@@ -42,19 +47,6 @@ class Example:
 # ------------------------------------------------------------------------------------------------
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_png(image: Image.Image, compress_level: int = 1) -> bytes:
     """PNG bytes of ``image``. Level 1 is ~5x faster than PIL's default and the files of flat
     synthetic images stay small."""
@@ -70,8 +62,9 @@ def write_example(out_dir: str | Path, name: str, image: Image.Image, text: str,
     Returns the image's file name (the ``file_name`` of its metadata row)."""
     out_dir = Path(out_dir)
     file_name = f"{name}.png"
-    write_bytes_atomic(out_dir / file_name, encode_png(image, compress_level))
-    write_bytes_atomic(out_dir / f"{name}.txt", text.encode("utf-8"))
+    # not fsynced one by one (100,000 small files); a killed run leaves complete files or none
+    write_bytes_atomic(out_dir / file_name, encode_png(image, compress_level), durable=False)
+    write_bytes_atomic(out_dir / f"{name}.txt", text.encode("utf-8"), durable=False)
     return file_name
 
 
@@ -84,25 +77,39 @@ class MetadataWriter:
 
     def __init__(self, out_dir: str | Path, file_name: str = METADATA_FILE):
         self.path = Path(out_dir) / file_name
-        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{file_name}.", suffix=".tmp")
+        try:
+            fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{file_name}.", suffix=".tmp")
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
         self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
         self.rows = 0
 
     def write(self, file_name: str, text: str) -> None:
-        self._handle.write(json.dumps({"file_name": file_name, "text": text}, ensure_ascii=False) + "\n")
+        try:
+            self._handle.write(json.dumps({"file_name": file_name, "text": text}, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            self.abort()
+            raise output_error(self.path, exc) from None
         self.rows += 1
 
     def close(self) -> None:
         """Finish the file and move it into place."""
         if self._handle.closed:
             return
-        self._handle.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._handle.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise output_error(self.path, exc) from None
 
     def abort(self) -> None:
         """Drop the partial file (used when writing failed)."""
         if not self._handle.closed:
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError:
+                pass  # e.g. disk full while flushing: the file is dropped anyway
         Path(self._tmp).unlink(missing_ok=True)
 
     def __enter__(self) -> "MetadataWriter":
@@ -132,42 +139,46 @@ def _read_metadata(root: Path, problems: list[str]) -> dict[str, str]:
     if not path.is_file():
         return rows
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: unreadable metadata file ({exc}); ignored")
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        problems.append(f"{path}: unreadable metadata file ({exc.strerror or exc}); ignored")
         return rows
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(raw.decode("utf-8"))
             file_name, text = row["file_name"], row["text"]
             if not isinstance(file_name, str) or not isinstance(text, str):
                 raise TypeError("file_name and text must be strings")
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            problems.append(f"{path}:{number}: bad metadata row ({exc}); skipped")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path}:{number}: bad metadata row (not UTF-8: {exc.reason} at byte {exc.start}); skipped")
+            continue
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            problems.append(f"{path}:{number}: bad metadata row ({type(exc).__name__}: {exc}); skipped")
             continue
         rows[Path(file_name).as_posix()] = _normalise_transcript(text)
     return rows
 
 
-def check_image(path: Path) -> str | None:
-    """Fully decode ``path``; None when fine, else the reason it is unreadable."""
+def check_image(path: Path, max_pixels: int | None = None) -> str | None:
+    """Fully decode ``path``; None when fine, else the reason it is unusable."""
     try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return str(exc) or type(exc).__name__
+        load_image(path, max_pixels)
+    except GlyphfuseError as exc:
+        return str(exc).removeprefix(f"{path}: ")
     return None
 
 
-def scan_image_folder(root: str | Path, check_images: bool = False) -> tuple[list[Example], list[str]]:
+def scan_image_folder(root: str | Path, check_images: bool = False, max_text_tokens: int | None = None) -> tuple[list[Example], list[str]]:
     """Find the (image, transcript) pairs under ``root``.
 
     The transcript comes from the image's ``metadata.jsonl`` row, else from ``name.txt`` beside it.
-    Images with a missing or empty transcript, metadata rows whose image is missing and (with
-    ``check_images``, which decodes every image) corrupt images are skipped; each gives one line in
-    ``problems`` naming the file. Returns (examples sorted by path, problems).
+    Images with a missing or empty transcript, or (with ``max_text_tokens``) a transcript longer
+    than that many tokens (a model would only see its start: it would no longer match the image),
+    metadata rows whose image is missing and (with ``check_images``, which decodes every image)
+    unusable images are skipped; each gives one line in ``problems`` naming the file. Returns
+    (examples sorted by path, problems).
     """
     root = Path(root)
     if not root.is_dir():
@@ -195,10 +206,16 @@ def scan_image_folder(root: str | Path, check_images: bool = False) -> tuple[lis
         if not text.strip():
             problems.append(f"{image_path}: empty transcript; skipped")
             continue
+        if max_text_tokens is not None and encoded_length(text) > max_text_tokens:
+            problems.append(
+                f"{image_path}: transcript longer than the model's max_length of {max_text_tokens} tokens "
+                f"({len(text)} characters, {encoded_length(text)} tokens; a truncated one would not match the image); skipped"
+            )
+            continue
         if check_images:
             reason = check_image(image_path)
             if reason is not None:
-                problems.append(f"{image_path}: unreadable or corrupt image ({reason}); skipped")
+                problems.append(f"{image_path}: {reason}; skipped")
                 continue
         examples.append(Example(image_path, text))
     for relative in sorted(set(metadata) - seen):
@@ -206,26 +223,45 @@ def scan_image_folder(root: str | Path, check_images: bool = False) -> tuple[lis
     return examples, problems
 
 
+def problem_summary(problems: list[str]) -> str:
+    """'3 x empty transcript, 1 x smaller than the model's 32 px': the reasons of ``problems``
+    (lines "<file>: <reason>; skipped") counted, most frequent first."""
+    reasons = Counter(problem.partition(": ")[2].split(" (")[0].removesuffix("; skipped") for problem in problems)
+    return ", ".join(f"{count} x {reason}" for reason, count in reasons.most_common())
+
+
 try:  # torch is a hard dependency, but keep scanning/writing importable without it
     from torch.utils.data import Dataset as _TorchDataset
 except ImportError:  # pragma: no cover
     _TorchDataset = object  # type: ignore[assignment,misc]
 
+# Training images are decoded in full in every epoch; anything above 16 Mpx (4096 x 4096) is a
+# mistake or a decompression bomb, not a training example (PIL's own limit is about 89 Mpx).
+TRAINING_MAX_PIXELS = 4096 * 4096
+
 
 class ImageTextDataset(_TorchDataset):
     """(image tensor (C, H, W) in [-1, 1], transcript) pairs from an image folder.
 
-    A corrupt image found while loading is reported once (logged with its file name, kept in
-    ``problems``) and replaced by the next valid example, so an epoch never crashes on it.
+    Transcripts longer than ``max_text_tokens`` are skipped when the folder is scanned. An image
+    found unusable while loading (corrupt, over :data:`TRAINING_MAX_PIXELS`, or smaller than
+    ``image_size`` on its short side: it would be upscaled into blurred glyphs) is reported once
+    (kept in ``problems``; logged unless ``log`` is False) and replaced by the next usable
+    example, so an epoch never crashes on it. The replacement depends only on the index, so the
+    data order stays reproducible.
     """
 
-    def __init__(self, root: str | Path, image_size: int, channels: int = 1, check_images: bool = False):
+    def __init__(self, root: str | Path, image_size: int, channels: int = 1, check_images: bool = False, *,
+                 max_text_tokens: int | None = None, log: bool = True):
         self.root = Path(root)
         self.image_size = image_size
         self.channels = channels
-        self.examples, self.problems = scan_image_folder(self.root, check_images=check_images)
-        for problem in self.problems:
-            logger.warning(problem)
+        self.log = log
+        self.examples, self.problems = scan_image_folder(self.root, check_images=check_images, max_text_tokens=max_text_tokens)
+        self._known = set(self.problems)
+        if log:
+            for problem in self.problems:
+                logger.warning(problem)
         if not self.examples:
             first = f" (first problem: {self.problems[0]})" if self.problems else ""
             raise GlyphfuseError(f"data folder {self.root} has no usable image + transcript pairs{first}")
@@ -235,11 +271,27 @@ class ImageTextDataset(_TorchDataset):
         return len(self.examples)
 
     def load(self, index: int):
-        """Image tensor (C, H, W) and text of example ``index``; GlyphfuseError if unreadable."""
-        from glyphfuse.core.images import load_image, pil_to_tensor
+        """Image tensor (C, H, W) and text of example ``index``; GlyphfuseError if unusable."""
+        from glyphfuse.core.images import pil_to_tensor
 
         example = self.examples[index]
-        return pil_to_tensor(load_image(example.image_path), self.image_size, self.channels), example.text
+        image = load_image(example.image_path, TRAINING_MAX_PIXELS)
+        if min(image.size) < self.image_size:
+            raise GlyphfuseError(
+                f"{example.image_path}: smaller than the model's {self.image_size} px ({image.width}x{image.height}; it would be upscaled)"
+            )
+        return pil_to_tensor(image, self.image_size, self.channels), example.text
+
+    def add_problems(self, problems: list[str]) -> list[str]:
+        """Record problems (e.g. found by a DataLoader worker's copy of this dataset); returns
+        the ones not known before."""
+        new = [problem for problem in dict.fromkeys(problems) if problem not in self._known]
+        self._known.update(new)
+        self.problems.extend(new)
+        if self.log:
+            for problem in new:
+                logger.warning(problem)
+        return new
 
     def __getitem__(self, index: int):
         count = len(self.examples)
@@ -251,7 +303,5 @@ class ImageTextDataset(_TorchDataset):
                 return self.load(candidate)
             except GlyphfuseError as exc:
                 self._bad.add(candidate)
-                message = f"{exc}; skipped"
-                self.problems.append(message)
-                logger.warning(message)
-        raise GlyphfuseError(f"data folder {self.root}: every image is unreadable (see the messages above)")
+                self.add_problems([f"{exc}; skipped"])
+        raise GlyphfuseError(f"data folder {self.root}: no image is usable ({problem_summary(self.problems)}; first: {self.problems[0]})")

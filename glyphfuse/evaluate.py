@@ -30,7 +30,7 @@ from typing import Sequence
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.metrics import cer, exact, summarize
 
-PROMPT_SETS = ("words", "short", "phrases", "multiline")
+PROMPT_SETS = ("words", "lines2", "strings", "short", "phrases", "multiline", "original")
 DEFAULT_PROMPT_SET = "words"
 
 

@@ -30,6 +30,8 @@ is stripped and empty lines are dropped; line breaks are kept.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 import shutil
@@ -37,7 +39,7 @@ import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Iterator, Sequence, Union
 
 from PIL import Image, ImageOps
 
@@ -55,6 +57,21 @@ BORDER_FRACTION = 0.05  # border width as a fraction of the (upscaled) short sid
 DEFAULT_PSM = 6
 DICTIONARIES_OFF = ("-c", "load_system_dawg=0", "-c", "load_freq_dawg=0")
 PAGE_SEPARATOR = "\f"
+
+
+# Whether read_images shows a progress bar when its caller does not say: the CLI turns it on for
+# its commands (e.g. around glyphfuse eval, whose OCR calls live in glyphfuse.evaluate).
+_SHOW_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("glyphfuse_ocr_progress", default=False)
+
+
+@contextlib.contextmanager
+def progress_shown() -> Iterator[None]:
+    """Within this block, read_images shows a progress bar on stderr (unless told otherwise)."""
+    token = _SHOW_PROGRESS.set(True)
+    try:
+        yield
+    finally:
+        _SHOW_PROGRESS.reset(token)
 
 
 class OcrError(GlyphfuseError):
@@ -134,15 +151,31 @@ def _child_env() -> dict:
     return env
 
 
-def _run(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, env=_child_env())
-    if result.returncode != 0:
-        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise OcrError(f"tesseract failed on {command[1]}: {message[-1] if message else 'exit status ' + str(result.returncode)}")
-    return result.stdout.decode("utf-8", "replace")
+def _run(command: list[str], on_page: Callable[[], None] | None = None) -> str:
+    """Run tesseract and return its stdout; ``on_page()`` is called whenever a page is finished
+    (tesseract ends every page with a form feed and writes it as soon as it is read)."""
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty stderr cannot block it
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=_child_env())
+        output = bytearray()
+        while True:
+            piece = process.stdout.read1(65536)
+            if not piece:
+                break
+            output += piece
+            if on_page is not None:
+                for _ in range(piece.count(PAGE_SEPARATOR.encode())):
+                    on_page()
+        process.stdout.close()
+        returncode = process.wait()
+        errors.seek(0)
+        stderr = errors.read()
+    if returncode != 0:
+        message = stderr.decode("utf-8", "replace").strip().splitlines()
+        raise OcrError(f"tesseract failed on {command[1]}: {message[-1] if message else 'exit status ' + str(returncode)}")
+    return output.decode("utf-8", "replace")
 
 
-def _read_chunk(binary: str, images: Sequence[ImageLike], folder: str, psm: int, target: int) -> list[str]:
+def _read_chunk(binary: str, images: Sequence[ImageLike], folder: str, psm: int, target: int, on_page: Callable[[], None] | None = None) -> list[str]:
     """Preprocess ``images`` into ``folder`` and read them with ONE tesseract process over a list file.
 
     Falls back to one call per image if the form-feed page split does not give one page per image.
@@ -154,24 +187,56 @@ def _read_chunk(binary: str, images: Sequence[ImageLike], folder: str, psm: int,
         paths.append(path)
     list_file = os.path.join(folder, "list.txt")
     Path(list_file).write_text("\n".join(paths) + "\n", encoding="utf-8")
-    output = _run(_tesseract_command(binary, list_file, psm))
+    done = 0
+
+    def page_done() -> None:  # progress: one step per image of this chunk, never more
+        nonlocal done
+        if on_page is not None and done < len(paths):
+            done += 1
+            on_page()
+
+    output = _run(_tesseract_command(binary, list_file, psm), page_done)
     pages = output.split(PAGE_SEPARATOR)
-    # Tesseract ends every page (blank ones too) with a form feed: drop the one trailing empty piece.
+    # Tesseract separates the pages (blank ones too) with form feeds, usually one after the last
+    # page too: drop the one trailing empty piece.
     if pages and not pages[-1].strip():
         pages = pages[:-1]
     if len(pages) != len(paths):
         pages = [_run(_tesseract_command(binary, path, psm)) for path in paths]
+    while done < len(paths) and on_page is not None:
+        page_done()  # the last page has no form feed after it
     return [clean_text(page) for page in pages]
 
 
+@contextlib.contextmanager
+def _progress_bar(total: int, shown: bool) -> Iterator[Callable[[], None] | None]:
+    """A rich "OCR n/total images" bar on stderr while the block runs; yields its advance-by-one
+    callback (thread-safe), or None when not ``shown``."""
+    if not shown:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]OCR"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeElapsedColumn(),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+    task = bar.add_task("ocr", total=total)
+    bar.start()
+    try:
+        yield lambda: bar.advance(task)
+    finally:
+        bar.stop()
+
+
 def read_images(images: Sequence[ImageLike], processes: int | None = None, psm: int = DEFAULT_PSM,
-                target: int = TARGET_SHORT_SIDE) -> list[str]:
+                target: int = TARGET_SHORT_SIDE, show_progress: bool | None = None) -> list[str]:
     """OCR every image (a PIL image or a file path); returns one cleaned transcript per image, in order.
 
     The images are split into ``processes`` contiguous chunks (default: the CPU count); each chunk
     is preprocessed and read by its own tesseract process, the chunks side by side (threads that
     wait on subprocesses). A corrupt or missing image file raises :class:`GlyphfuseError` naming
-    it; tesseract missing raises :class:`OcrError`.
+    it; tesseract missing raises :class:`OcrError`. ``show_progress``: a progress bar on stderr,
+    advanced as tesseract finishes each page (None: as set by :func:`progress_shown`).
     """
     binary = check_tesseract()
     if not images:
@@ -180,14 +245,15 @@ def read_images(images: Sequence[ImageLike], processes: int | None = None, psm: 
     processes = max(1, min(processes or os.cpu_count() or 1, len(images)))
     chunk_size = math.ceil(len(images) / processes)
     chunks = [images[i:i + chunk_size] for i in range(0, len(images), chunk_size)]
-    with tempfile.TemporaryDirectory(prefix="glyphfuse-ocr-") as tmp:
+    shown = _SHOW_PROGRESS.get() if show_progress is None else show_progress
+    with tempfile.TemporaryDirectory(prefix="glyphfuse-ocr-") as tmp, _progress_bar(len(images), shown) as on_page:
         folders = [os.path.join(tmp, f"chunk-{i}") for i in range(len(chunks))]
         for folder in folders:
             os.mkdir(folder)
         if len(chunks) == 1:
-            return _read_chunk(binary, chunks[0], folders[0], psm, target)
+            return _read_chunk(binary, chunks[0], folders[0], psm, target, on_page)
         with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            futures = [pool.submit(_read_chunk, binary, chunk, folder, psm, target) for chunk, folder in zip(chunks, folders)]
+            futures = [pool.submit(_read_chunk, binary, chunk, folder, psm, target, on_page) for chunk, folder in zip(chunks, folders)]
             return [text for future in futures for text in future.result()]
 
 

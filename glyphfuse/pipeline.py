@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from glyphfuse.core.checkpoint import check_writable
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
 
@@ -178,6 +179,8 @@ def sample_many(
         from glyphfuse.ocr import check_tesseract
 
         check_tesseract()  # fail before the (slow) sampling, not after
+    if keep_all_dir is not None:
+        check_writable(Path(keep_all_dir) / KEEP_ALL_LISTING)  # likewise
 
     # 1. all base candidates of all jobs in one batched call: flat index g = j * N + i.
     flat_prompts = [prompt for prompt in prompts for _ in range(candidates)]
@@ -193,7 +196,7 @@ def sample_many(
     if read:
         from glyphfuse.ocr import read_images
 
-        texts = read_images([c.image for c in base], processes=ocr_processes)
+        texts = read_images([c.image for c in base], processes=ocr_processes, show_progress=show_progress)
         for candidate, text in zip(base, texts):
             candidate.ocr_text = text
             candidate.score = score_candidates([text], prompts[candidate.job])[0]
@@ -224,7 +227,7 @@ def sample_many(
                 sr_candidates.append(Candidate(job=g // candidates, index=g % candidates, stage=SR, seed=seed + g, image=tensor_to_pil(image)))
         from glyphfuse.ocr import read_images
 
-        texts = read_images([c.image for c in sr_candidates], processes=ocr_processes)
+        texts = read_images([c.image for c in sr_candidates], processes=ocr_processes, show_progress=show_progress)
         for candidate, text in zip(sr_candidates, texts):
             candidate.ocr_text = text
             candidate.score = score_candidates([text], prompts[candidate.job])[0]
@@ -267,8 +270,7 @@ def save_candidates(results: Sequence[PipelineResult], out_dir: str | Path) -> P
     into ``out_dir`` plus ``candidates.json`` listing them; returns the listing's path."""
     from glyphfuse.data import encode_png, write_bytes_atomic
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # the writes create it; they fail with one line naming the file
     rows = []
     for result in results:
         for candidate in result.candidates:

@@ -80,7 +80,7 @@ def list_images(root: Path) -> list[Path]:
 
 
 def rank_folder(root: str | Path, prompt: str | None = None, processes: int | None = None,
-                case_insensitive: bool = False) -> list[dict]:
+                case_insensitive: bool = False, show_progress: bool | None = None) -> list[dict]:
     """OCR every image in ``root`` and score it against its prompt; rows sorted best first.
 
     The prompt is ``prompt`` when given (the same for every image), else each image's transcript
@@ -88,6 +88,7 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
     ``ocr``, ``similarity`` (trigram), ``cer``, ``exact``, ``exact_ci`` and ``error`` (None when
     fine). Images that cannot be decoded or have no transcript become rows with an ``error`` and
     sort last. With ``case_insensitive`` the similarity and CER compare case-folded text.
+    ``show_progress``: an OCR progress bar on stderr (see :func:`glyphfuse.ocr.read_images`).
     """
     from glyphfuse.ocr import check_tesseract, read_images
 
@@ -117,7 +118,7 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
         except GlyphfuseError as exc:
             row["error"] = str(exc).removeprefix(f"{path}: ")
 
-    transcripts = read_images([image for _, image in readable], processes=processes)
+    transcripts = read_images([image for _, image in readable], processes=processes, show_progress=show_progress)
     for (row, _), text in zip(readable, transcripts):
         target, read = row["prompt"], text
         if case_insensitive:

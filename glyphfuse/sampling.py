@@ -42,6 +42,33 @@ def load_model(checkpoint_dir: str | Path | None = None, device: str | torch.dev
     return load_checkpoint(path, device=resolve_device(device))
 
 
+def domain_warning(prompt: str, checkpoint_dir: str | Path | None = None) -> str | None:
+    """One line when ``prompt`` lies outside the domain that the checkpoint's model card states
+    (characters, lines, characters a line), else None. The model still samples; it has simply
+    never learned to write such text. A checkpoint without a card has no stated domain."""
+    from glyphfuse.core.checkpoint import read_model_card
+
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
+    domain = (read_model_card(folder) or {}).get("domain")
+    if not isinstance(domain, dict):
+        return None
+    lines = prompt.split("\n")
+    problems = []
+    alphabet = domain.get("characters")
+    if isinstance(alphabet, str):
+        outside = sorted(set(prompt) - set(alphabet) - {"\n"})
+        if outside:
+            problems.append("characters " + " ".join(repr(char) for char in outside[:8]) + (" ..." if len(outside) > 8 else ""))
+    if isinstance(domain.get("max_lines"), int) and len(lines) > domain["max_lines"]:
+        problems.append(f"{len(lines)} lines (at most {domain['max_lines']})")
+    most = domain.get("max_chars_per_line")
+    if isinstance(most, int) and max(map(len, lines)) > most:
+        problems.append(f"a line of {max(map(len, lines))} characters (at most {most})")
+    if not problems:
+        return None
+    return f"the prompt is outside what this model was trained to write ({'; '.join(problems)}): {domain.get('summary', 'see glyphfuse info')}. Sampling anyway."
+
+
 def parse_prompt(cli_text: str) -> str:
     """Command-line prompt -> text: the two characters backslash + n become a line break."""
     return cli_text.replace("\\n", "\n")
@@ -101,17 +128,20 @@ def generate(
 
     prompt i draws all its noise from a generator seeded ``seed + i``; prompts are run in chunks
     of ``batch_size`` (each chunk runs 2x that through the network when guidance != 1).
+    sampler: "ddim" (``eta`` 0: deterministic), "ddpm" (ancestral) or "dpmpp-2m" (DPM-Solver++(2M),
+    deterministic, second order, meant for fewer steps); each step is one network call.
     low_res: (B, C, h, w) in [-1, 1], required by super-resolution models.
     device: move the model there first (default: where the model already is).
     """
     from glyphfuse.core.device import autocast_dtype, resolve_device
-    from glyphfuse.core.diffusion import GaussianDiffusion
+    from glyphfuse.core.diffusion import GaussianDiffusion, check_sampler
     from glyphfuse.core.tokenizer import tokenize
 
+    check_sampler(sampler)
     prompts = list(prompts)
     if not prompts:
         raise GlyphfuseError("generate: no prompts given")
-    if any(p is None for p in prompts):
+    if any(not isinstance(p, str) for p in prompts):
         raise GlyphfuseError("generate: prompts must be strings (None is reserved for the guidance null input)")
     if batch_size < 1:
         raise GlyphfuseError(f"batch size must be >= 1, got {batch_size}")
@@ -129,8 +159,7 @@ def generate(
 
     diffusion = GaussianDiffusion(config.diffusion)
     shape = (config.channels, config.image_size, config.image_size)
-    # Tokenize all prompts up front: a too-long prompt fails before any compute is spent.
-    tokenize(prompts, config.text.max_length, max_lines=config.text.max_lines)
+    check_prompt_lengths(prompts, config)  # a too-long prompt fails before any compute is spent
     chunks = [range(i, min(i + batch_size, len(prompts))) for i in range(0, len(prompts), batch_size)]
 
     progress_bar, task, hook = None, None, None
@@ -153,12 +182,13 @@ def generate(
             text = tokenize(chunk_prompts, config.text.max_length, max_lines=config.text.max_lines).to(device)
             null_text = tokenize([None] * len(chunk), config.text.max_length, max_lines=config.text.max_lines).to(device) if guidance != 1.0 else None
             chunk_low_res = low_res[chunk.start : chunk.stop].to(device=device, dtype=torch.float32) if low_res is not None else None
-            model_fn = make_model_fn(model, text, guidance, null_text, chunk_low_res, autocast_dtype(device))
+            guard = _FiniteGuard(make_model_fn(model, text, guidance, null_text, chunk_low_res, autocast_dtype(device)), steps, hook)
             generators = [torch.Generator().manual_seed(int(seed) + i) for i in chunk]
             images = diffusion.sample(
-                model_fn, (len(chunk), *shape), steps=steps, sampler=sampler, eta=eta, generator=generators,
-                dynamic_threshold=dynamic_threshold, progress=hook, device=device,
+                guard, (len(chunk), *shape), steps=steps, sampler=sampler, eta=eta, generator=generators,
+                dynamic_threshold=dynamic_threshold, progress=guard.progress, device=device,
             )
+            guard.check(images, "in the final image")
             outputs.append(images.float().cpu())
     finally:
         model.train(was_training)
@@ -167,24 +197,80 @@ def generate(
     return torch.cat(outputs)
 
 
+def check_prompt_lengths(prompts: Sequence[str], config: ModelConfig) -> None:
+    """GlyphfuseError naming the first prompt that is longer than the model reads."""
+    from glyphfuse.core.tokenizer import encoded_length
+
+    for prompt in prompts:
+        tokens = encoded_length(prompt)
+        if tokens > config.text.max_length:
+            shown = repr(prompt if len(prompt) <= 40 else prompt[:40] + "...")
+            raise GlyphfuseError(
+                f"prompt {shown} ({len(prompt)} characters) needs {tokens} tokens, more than the {config.text.max_length} that model "
+                f"{config.name!r} reads (text.max_length, the begin token included); shorten it (a character outside printable ASCII takes one token per UTF-8 byte)"
+            )
+
+
+class _FiniteGuard:
+    """Wraps a diffusion ``model_fn`` (and the progress hook, to know the step): sampling stops
+    with a one-line GlyphfuseError naming the step as soon as the network output, guidance
+    applied, holds NaN or infinity; otherwise it would end as an all-black or garbage image."""
+
+    def __init__(self, model_fn: Callable, steps: int, hook: Callable[[int, int], None] | None = None):
+        self.model_fn, self.hook = model_fn, hook
+        self.done, self.total = 0, steps
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        if self.hook is not None:
+            self.hook(done, total)
+
+    def check(self, tensor: torch.Tensor, where: str) -> None:
+        if not torch.isfinite(tensor).all():
+            raise GlyphfuseError(
+                f"sampling became non-finite (NaN or infinity) {where}; nothing was written. "
+                "The checkpoint's weights or the guidance scale are broken"
+            )
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = self.model_fn(x_t, t)
+        self.check(out, f"at step {self.done + 1} of {self.total}")
+        return out
+
+
 def output_paths(out: str | Path, count: int) -> list[Path]:
     """out.png, out_1.png, out_2.png, ... for ``count`` images."""
     out = Path(out)
     return [out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
 
 
+def _image_format(path: Path) -> str:
+    """PIL's format name for the file extension of ``path``; GlyphfuseError when unknown."""
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise GlyphfuseError(f"{path}: unknown image file extension {path.suffix!r}; use e.g. .png")
+    return fmt
+
+
+def check_output(out: str | Path) -> None:
+    """Check BEFORE sampling that :func:`save_images` can write ``out`` (and ``out_1`` ... beside
+    it, with the same extension): a known image extension and a folder where files can be
+    created (created if missing). GlyphfuseError naming the path otherwise."""
+    from glyphfuse.core.checkpoint import check_writable
+
+    check_writable(out)
+    _image_format(Path(out))
+
+
 def _save_image_atomic(image, path: Path) -> None:
     import io
 
-    from PIL import Image
-
     from glyphfuse.core.checkpoint import write_bytes_atomic
 
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise GlyphfuseError(f"{path}: unknown image file extension {path.suffix!r}; use e.g. .png")
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    image.save(buffer, format=_image_format(path))
     write_bytes_atomic(path, buffer.getvalue())
 
 

@@ -13,6 +13,17 @@ is byte-identical whatever the number of worker processes. One image:
 4. a flat background of random lightness (random colour with ``color``) and a text colour whose
    luminance differs from it by at least :data:`MIN_CONTRAST`.
 
+A :class:`SynthStyle` narrows that variety, and named data recipes (:data:`DATA_RECIPES`, e.g.
+``lines64``) are the styles the shipped models were trained on: alignment, line placement,
+background, character set, share of uniformly random letter strings, lines per image, tokens per
+line, font size and font list. A small model learns to spell from clean, regular layouts (left-
+aligned lines at fixed heights, light background, half random strings) long before it learns from
+the full variety; see ``docs/data.md``.
+
+Two rules hold for every style: a word is never split across lines (a line that does not fit is
+re-drawn or dropped), and no token of the packaged held-out prompt sets
+(``glyphfuse/resources/prompts/``) is ever rendered (a transcript that contains one is re-drawn).
+
 Speed: each process renders every (font, size, character) glyph once with FreeType and caches it
 as a numpy bitmap; a line is then composed from cached glyphs at their rounded pen positions
 (no kerning, as PIL's basic layout for most fonts). Font sizes come from a short log-spaced
@@ -21,7 +32,9 @@ ladder so that the cache stays small. PNGs are written with zlib level 1.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import string
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -82,6 +95,135 @@ def load_text_file(path: str | Path) -> list[str]:
     if not texts:
         raise GlyphfuseError(f"text file {path} has no non-blank lines")
     return texts
+
+
+# ------------------------------------------------------------------------------------------------
+# Styles and named data recipes
+# ------------------------------------------------------------------------------------------------
+
+ALIGNMENTS = ("left", "center", "right", "random")
+PLACEMENTS = ("fixed", "center", "random")
+BACKGROUNDS = ("light", "random")
+CHARSETS = {
+    "lower": string.ascii_lowercase,
+    "letters": string.ascii_letters,
+    "alnum": string.ascii_letters + string.digits,
+    "printable": None,  # words with capitals, digits, punctuation and symbols (random_transcript)
+}
+
+
+@dataclass(frozen=True)
+class SynthStyle:
+    """What a dataset's images look like and say. The defaults are the full variety.
+
+    * ``align``: each line's horizontal alignment (``random``: left, left, center or right);
+    * ``placement``: ``fixed`` puts line k at the same height in every image (the block of the most
+      lines is centred vertically) with a fixed left margin for left alignment, so a character's
+      place depends only on its line and column; ``center`` centres the ink block; ``random``
+      puts it anywhere;
+    * ``background``: ``light`` (flat 200-255 with dark 0-60 text) or ``random`` lightness with
+      either polarity (with --color: random colours);
+    * ``charset`` and ``random_fraction``: the share of tokens that are uniformly random strings
+      of ``string_length`` characters from the charset (spelling then is learned letter by
+      letter); the other tokens are words. ``printable`` uses :func:`random_transcript`;
+    * ``lines`` and ``tokens``: ranges (inclusive) of lines per image and tokens per line;
+      ``None`` keeps the weighted defaults of :func:`random_transcript`;
+    * ``font_px``: font size range (px), ``None`` scales with the canvas; ``fonts``: font file
+      names in the fonts folder, empty = all of them.
+    """
+
+    align: str = "random"
+    placement: str = "random"
+    background: str = "random"
+    charset: str = "printable"
+    random_fraction: float = 0.0
+    string_length: tuple[int, int] = (2, 8)
+    lines: tuple[int, int] | None = None
+    tokens: tuple[int, int] | None = None
+    font_px: tuple[int, int] | None = None
+    fonts: tuple[str, ...] = ()
+    size: int = 128  # the canvas the style is meant for (synth-fonts --size overrides)
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("align", self.align, ALIGNMENTS), ("placement", self.placement, PLACEMENTS),
+                                     ("background", self.background, BACKGROUNDS), ("charset", self.charset, tuple(CHARSETS))):
+            if value not in allowed:
+                raise GlyphfuseError(f"--{name} must be one of {', '.join(allowed)}, not {value!r}")
+        if not 0.0 <= self.random_fraction <= 1.0:
+            raise GlyphfuseError(f"--random-fraction must be between 0 and 1, not {self.random_fraction}")
+        if self.random_fraction > 0 and self.charset == "printable":
+            raise GlyphfuseError("--random-fraction needs --charset lower, letters or alnum (random strings are drawn from it)")
+        for name, value, most in (("lines", self.lines, MAX_LINES), ("tokens", self.tokens, 8), ("string-length", self.string_length, 32)):
+            if value is not None and not (1 <= value[0] <= value[1] <= most):
+                raise GlyphfuseError(f"--{name} must be MIN-MAX with 1 <= MIN <= MAX <= {most}, not {value[0]}-{value[1]}")
+
+    def replace(self, **changes) -> "SynthStyle":
+        """A copy with ``changes`` applied; ``None`` values are ignored (options not given)."""
+        return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The data the shipped models were trained on (docs/data.md has the measurements behind them).
+DATA_RECIPES: dict[str, SynthStyle] = {
+    # 64 px, one or two left-aligned lines at fixed heights, 1-2 lowercase tokens a line (half of
+    # them random strings), one monospaced bold font at 10 px on a light background
+    "lines64": SynthStyle(align="left", placement="fixed", background="light", charset="lower", random_fraction=0.5,
+                          string_length=(2, 8), lines=(1, 2), tokens=(1, 2), font_px=(10, 10),
+                          fonts=("DejaVuSansMono-Bold.ttf",), size=64),
+    # 32 px, one centred lowercase token (half random strings) at 12 px on a light background
+    "words32": SynthStyle(align="center", placement="center", background="light", charset="lower", random_fraction=0.5,
+                          string_length=(3, 5), lines=(1, 1), tokens=(1, 1), font_px=(12, 12),
+                          fonts=("OpenSans-CondBold.ttf",), size=32),
+    # the full variety: random placement, lightness, fonts, sizes, capitals, digits, punctuation
+    "full": SynthStyle(),
+}
+
+
+def get_data_recipe(name: str) -> SynthStyle:
+    if name not in DATA_RECIPES:
+        raise GlyphfuseError(f"unknown data recipe {name!r}; choose one of: {', '.join(DATA_RECIPES)}")
+    return DATA_RECIPES[name]
+
+
+def parse_range(text: str, option: str, kind=int) -> tuple:
+    """"2-5" (or "3") -> (2, 5); a one-line error naming ``option`` otherwise."""
+    low, _, high = str(text).partition("-")
+    try:
+        return kind(low), kind(high or low)
+    except ValueError:
+        raise GlyphfuseError(f"{option} must look like 2-5 or 3, not {text!r}") from None
+
+
+NOT_HELD_OUT = ("original.txt",)  # the original system's test prompt: ordinary training words
+
+
+def token_key(token: str) -> str:
+    """A token as the held-out check compares it: lowercase, surrounding punctuation removed."""
+    return token.strip(string.punctuation).lower()
+
+
+@lru_cache(maxsize=1)
+def held_out_tokens() -> frozenset[str]:
+    """Every token of the packaged eval prompt sets (glyphfuse/resources/prompts/*.txt): synth
+    never renders them, so eval measures spelling of words the model has never seen."""
+    folder = resources.files("glyphfuse").joinpath("resources/prompts")
+    tokens = set()
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".txt") or entry.name in NOT_HELD_OUT:
+            continue
+        for line in entry.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("#"):
+                continue
+            tokens.update(token_key(token) for token in line.replace("\\n", " ").split())
+    tokens.discard("")
+    return frozenset(tokens)
+
+
+def is_held_out(lines: Sequence[str]) -> bool:
+    held_out = held_out_tokens()
+    return any(token_key(token) in held_out for line in lines for token in line.split())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -146,6 +288,30 @@ def random_transcript(rng: random.Random, words: Sequence[str], max_lines: int =
     return [_random_line(rng, words, rng.choices((1, 2, 3, 4), weights=(30, 35, 25, 10))[0]) for _ in range(n_lines)]
 
 
+def _styled_token(rng: random.Random, style: SynthStyle, words: Sequence[str], case: str) -> str:
+    alphabet = CHARSETS[style.charset]
+    if rng.random() < style.random_fraction:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(*style.string_length)))
+    if style.charset == "alnum" and rng.random() < 0.1:
+        return str(rng.randint(0, 9999))
+    word = _random_word(rng, words).lower()
+    if case == "upper":
+        return word.upper()
+    return word[:1].upper() + word[1:] if case == "title" else word
+
+
+def styled_line(rng: random.Random, style: SynthStyle, words: Sequence[str], fits) -> str | None:
+    """One line of ``style.tokens`` tokens that ``fits(line)``; re-drawn up to 20 times, else
+    None (the line is dropped: never hard-wrapped)."""
+    case = "lower" if style.charset == "lower" else rng.choices(("lower", "title", "upper"), weights=(50, 30, 20))[0]
+    low, high = style.tokens or (1, 2)
+    for _ in range(20):
+        line = " ".join(_styled_token(rng, style, words, case) for _ in range(rng.randint(low, high)))
+        if fits(line):
+            return line
+    return None
+
+
 # ------------------------------------------------------------------------------------------------
 # Layout and rendering
 # ------------------------------------------------------------------------------------------------
@@ -163,15 +329,6 @@ def font_size_ladder(size: int, steps: int = 10) -> list[int]:
     font_size_range. A short ladder keeps the per-process glyph cache small and warm."""
     low, high = font_size_range(size)
     return sorted({round(low * (high / low) ** (k / (steps - 1))) for k in range(steps)})
-
-
-def parse_font_size(text: str) -> tuple[int, int]:
-    """--font-size "12-14" (or "12") -> (12, 14) px."""
-    low, _, high = text.partition("-")
-    try:
-        return int(low), int(high or low)
-    except ValueError:
-        raise GlyphfuseError(f"--font-size must look like 12-14 (px) or 12, not {text!r}") from None
 
 
 def canvas_margin(size: int) -> int:
@@ -354,14 +511,14 @@ def layout_block(font, lines: Sequence[str], pitch: int, align: str) -> Layout:
 
 def _fit(font_path: str, lines: Sequence[str], ladder: Sequence[int], start: int, room: int, spacing: float, align: str) -> tuple[int, Layout]:
     """Largest font size ladder[k], k <= start, whose word-wrapped block fits in a room x room
-    box. At ladder[0] the text is hard-wrapped and trailing lines are dropped until it fits;
-    raises _DoesNotFit when nothing is left."""
+    box. Words are never split: at ladder[0] trailing lines are dropped until the block fits;
+    raises _DoesNotFit when a word is wider than the room or nothing is left."""
     for step in range(start, -1, -1):
         px, final = ladder[step], step == 0
         font = load_font(font_path, px)
         ascent, descent = font.getmetrics()
         pitch = max(1, round((ascent + descent) * spacing))
-        wrapped = wrap_lines(font, lines, room, hard=final)
+        wrapped = wrap_lines(font, lines, room)
         if wrapped is not None and (final or len(wrapped) <= MAX_LINES):
             wrapped = wrapped[:MAX_LINES]
             while wrapped and not wrapped[-1].strip():
@@ -387,8 +544,13 @@ def _luminance(color: int | tuple[int, int, int]) -> float:
     return 0.299 * red + 0.587 * green + 0.114 * blue
 
 
-def random_colors(rng: random.Random, color: bool) -> tuple:
-    """(background, text colour) with |luminance difference| >= MIN_CONTRAST."""
+def random_colors(rng: random.Random, color: bool, background: str = "random") -> tuple:
+    """(background, text colour) with |luminance difference| >= MIN_CONTRAST; ``light``: a light
+    background (200-255) with dark text (0-60), grey or (with ``color``) tinted."""
+    if background == "light":
+        if not color:
+            return rng.randint(200, 255), rng.randint(0, 60)
+        return tuple(rng.randint(200, 255) for _ in range(3)), tuple(rng.randint(0, 60) for _ in range(3))
     if not color:
         background = rng.randint(0, 255)
         choices = [v for v in (rng.randint(0, max(0, background - MIN_CONTRAST)), rng.randint(min(255, background + MIN_CONTRAST), 255)) if abs(v - background) >= MIN_CONTRAST]
@@ -426,11 +588,76 @@ class SynthSource:
     texts: list[str] | None = None  # --text-file transcripts; None = random words
     words: tuple[str, ...] = field(default_factory=tuple)
     font_px: tuple[int, int] | None = None  # --font-size (smallest, largest); None = font_size_range(size)
+    style: SynthStyle = field(default_factory=SynthStyle)
 
 
 def image_rng(seed: int, index: int) -> random.Random:
     """The generator for image ``index``: depends only on (seed, index)."""
     return random.Random(f"glyphfuse-synth:{seed}:{index}")
+
+
+def _choose_text(source: SynthSource, rng: random.Random, ladder: Sequence[int], room: int, size: int):
+    """(lines, font_path, font_px, Layout) of one image, or None to try again."""
+    style = source.style
+    words = source.words or load_words()
+    if source.texts is not None or style.charset == "printable":
+        if source.texts is not None:
+            lines = rng.choice(source.texts).split("\n")
+        elif style.lines is not None:
+            lines = [_random_line(rng, words, rng.randint(*(style.tokens or (1, 4)))) for _ in range(rng.randint(*style.lines))]
+        else:
+            lines = random_transcript(rng, words, max_lines_for(size))
+        needed = set("".join(lines)) - LAYOUT_CHARACTERS
+        candidates = [path for path in source.font_paths if font_charset(path).issuperset(needed)]
+        if not candidates:
+            return None
+        font_path = rng.choice(candidates)
+        align = rng.choice(("left", "left", "center", "right")) if style.align == "random" else style.align
+        try:
+            font_px, layout = _fit(font_path, lines, ladder, rng.randrange(len(ladder)), room, rng.uniform(1.0, 1.25), align)
+        except _DoesNotFit:
+            return None
+        return font_path, font_px, layout
+    # a charset style: pick the font and size first, then draw lines that fit the room
+    candidates = [path for path in source.font_paths if font_charset(path).issuperset(CHARSETS[style.charset])]
+    if not candidates:
+        raise GlyphfuseError(f"no font in the fonts folder has every character of --charset {style.charset}")
+    font_path = rng.choice(candidates)
+    font_px = rng.choice(ladder)
+    font = load_font(font_path, font_px)
+    n_lines = rng.randint(*(style.lines or (1, max_lines_for(size))))
+    lines = [line for line in (styled_line(rng, style, words, lambda text: _ink_width(font, text) <= room) for _ in range(n_lines)) if line]
+    if not lines:
+        return None
+    ascent, descent = font.getmetrics()
+    align = rng.choice(("left", "left", "center", "right")) if style.align == "random" else style.align
+    layout = layout_block(font, lines, pitch=ascent + descent, align=align)
+    if layout.width > room or layout.height > room:
+        return None
+    return font_path, font_px, layout
+
+
+def _fixed_rows(source: SynthSource, font_path: str, font_px: int, layout: Layout, size: int, margin: int):
+    """Placement ``fixed``: glyph placements with line k's ascender line at the same height in
+    every image (the block of the most lines is centred) and a fixed left pen position."""
+    font = load_font(font_path, font_px)
+    ascent, descent = font.getmetrics()
+    pitch = ascent + descent
+    most = (source.style.lines or (1, max_lines_for(size)))[1]
+    top = (size - most * pitch) // 2
+    placements = []
+    for k, line in enumerate(layout.lines):
+        glyphs, box = measure_line(font, line)
+        if box is None:
+            continue
+        if source.style.align == "center":
+            dx = (size - (box[2] - box[0])) // 2 - box[0]
+        elif source.style.align == "right":
+            dx = size - margin - box[2]
+        else:
+            dx = margin
+        placements.extend((x + dx, y + top + k * pitch, bitmap) for x, y, bitmap in glyphs)
+    return placements
 
 
 def render_example(source: SynthSource, index: int) -> Rendered:
@@ -439,38 +666,43 @@ def render_example(source: SynthSource, index: int) -> Rendered:
     size = source.size
     margin = canvas_margin(size)
     room = size - 2 * margin
-    ladder = font_size_ladder(size) if source.font_px is None else list(range(source.font_px[0], source.font_px[1] + 1))
+    font_px_range = source.font_px or source.style.font_px
+    ladder = font_size_ladder(size) if font_px_range is None else list(range(font_px_range[0], font_px_range[1] + 1))
+    placement = source.style.placement
     for _attempt in range(20):
-        if source.texts is not None:
-            lines = rng.choice(source.texts).split("\n")
+        chosen = _choose_text(source, rng, ladder, room, size)
+        if chosen is None:
+            continue
+        font_path, font_px, layout = chosen
+        if source.texts is None and is_held_out(layout.lines):
+            continue  # never render a word of the eval prompt sets
+        if placement == "fixed":
+            placements = _fixed_rows(source, font_path, font_px, layout, size, margin)
         else:
-            lines = random_transcript(rng, source.words or load_words(), max_lines_for(size))
-        needed = set("".join(lines)) - LAYOUT_CHARACTERS
-        candidates = [path for path in source.font_paths if font_charset(path).issuperset(needed)]
-        if not candidates:
-            continue
-        font_path = rng.choice(candidates)
-        start = rng.randrange(len(ladder))  # log-uniform size: small text as common as large
-        align = rng.choice(("left", "left", "center", "right"))
-        try:
-            font_px, layout = _fit(font_path, lines, ladder, start, room, rng.uniform(1.0, 1.25), align)
-        except _DoesNotFit:
-            continue
-        left = margin + rng.randint(0, room - layout.width)
-        top = margin + rng.randint(0, room - layout.height)
+            if placement == "center":
+                left, top = (size - layout.width) // 2, (size - layout.height) // 2
+            else:
+                left, top = margin + rng.randint(0, room - layout.width), margin + rng.randint(0, room - layout.height)
+            placements = [(x + left, y + top, bitmap) for x, y, bitmap in layout.placements]
         coverage = np.zeros((size, size), dtype=np.uint8)  # (H, W) text ink, 0..255
-        for x, y, bitmap in layout.placements:
+        clipped = False
+        for x, y, bitmap in placements:
             height, width = bitmap.shape
-            region = coverage[top + y : top + y + height, left + x : left + x + width]
+            if x < 0 or y < 0 or x + width > size or y + height > size:
+                clipped = True
+                break
+            region = coverage[y : y + height, x : x + width]
             np.maximum(region, bitmap, out=region)  # overlapping glyphs: keep the stronger ink
+        if clipped:
+            continue
         rows, cols = np.flatnonzero(coverage.any(axis=1)), np.flatnonzero(coverage.any(axis=0))
         if len(rows) == 0:
             continue
         bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
         if bbox[0] < margin or bbox[1] < margin or bbox[2] > size - margin or bbox[3] > size - margin:
-            continue  # ink outside the planned box (cannot happen; never write a clipped glyph)
+            continue  # ink outside the margin: try another text (never write a clipped glyph)
         mask = Image.fromarray(coverage)
-        background, foreground = random_colors(rng, source.color)
+        background, foreground = random_colors(rng, source.color, source.style.background)
         image = Image.new("RGB" if source.color else "L", (size, size), background)
         image.paste(foreground, (0, 0, size, size), mask)
         return Rendered(image, "\n".join(layout.lines), bbox, margin, font_path, font_px, background, foreground)
@@ -547,18 +779,26 @@ def synthesize(
     overwrite: bool = False,
     progress: bool = True,
     font_px: tuple[int, int] | None = None,
+    style: SynthStyle | None = None,
 ) -> SynthSummary:
     """Write ``count`` synthetic images (``name.png`` + ``name.txt``) and ``metadata.jsonl`` into
     ``out_dir``. The output is byte-identical for any ``workers``."""
+    style = style or SynthStyle()
     if count < 1:
         raise GlyphfuseError(f"--count must be at least 1, not {count}")
     if size < 16:
         raise GlyphfuseError(f"--size must be at least 16 px, not {size}")
     if workers < 1:
         raise GlyphfuseError(f"--workers must be at least 1, not {workers}")
+    font_px = font_px or style.font_px
     if font_px is not None and not (4 <= font_px[0] <= font_px[1] <= size):
         raise GlyphfuseError(f"--font-size must be MIN-MAX px with 4 <= MIN <= MAX <= {size}, not {font_px[0]}-{font_px[1]}")
     font_paths = [str(path) for path in discover_fonts(fonts_dir)]
+    if style.fonts:
+        missing = sorted(set(style.fonts) - {Path(path).name for path in font_paths})
+        if missing:
+            raise GlyphfuseError(f"font(s) {', '.join(missing)} not in the fonts folder {fonts_dir or 'fonts/'}")
+        font_paths = [path for path in font_paths if Path(path).name in style.fonts]
     texts, skipped = None, 0
     if text_file is not None:
         texts = load_text_file(text_file)
@@ -566,7 +806,7 @@ def synthesize(
         if not usable:
             raise GlyphfuseError(f"text file {text_file}: no font in the fonts folder has all characters of any line (first line: {texts[0]!r})")
         texts, skipped = usable, len(texts) - len(usable)
-    source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words(), font_px=font_px)
+    source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words(), font_px=font_px, style=style)
     out = prepare_out_dir(out_dir, overwrite)
     tasks = [(start, min(start + CHUNK_SIZE, count), count) for start in range(0, count, CHUNK_SIZE)]
 

@@ -4,9 +4,11 @@
 (``name.png`` + ``name.txt`` pairs and/or ``metadata.jsonl``) and leaves a run folder::
 
     RUN_DIR/
+      .lock                         held by the one trainer using the folder (pid, host, start time)
       run.json                      the resolved TrainConfig (model config inline)
       metrics.jsonl                 {"step", "loss", "lr", "images_per_s", "time"} every log_every steps
-      data_problems.txt             files skipped while scanning the data folder (if any)
+      data_problems.txt             files skipped (if any): unreadable, corrupt, too small or too large
+                                    images, missing, empty or too long transcripts
       samples/step_N.png            EMA samples for the fixed prompts, every sample_every steps
       checkpoints/latest            text "step_N": the newest COMPLETE checkpoint
       checkpoints/step_N/           a checkpoint folder (glyphfuse.core.checkpoint.load_checkpoint):
@@ -28,8 +30,13 @@ Guarantees:
   ``latest`` is replaced atomically only afterwards; old step folders are pruned last. A kill at
   any moment leaves ``latest`` pointing at a loadable checkpoint; leftover temporary folders are
   removed at the next start.
+* **One trainer per run folder.** A second one is refused (:class:`RunLock`); the lock dies with
+  its process, and one left by a killed trainer is reported and taken over.
+* **Failed writes** (disk full, read-only) stop with a one-line GlyphfuseError naming the file;
+  the previous checkpoint and ``latest`` stay intact.
 * **SIGINT / SIGTERM** finish the current step, write a checkpoint and return
-  (``TrainResult.interrupted``; the CLI exits 130 / 143).
+  (``TrainResult.interrupted``; the CLI exits 130 / 143). DataLoader workers ignore both, so the
+  message is printed once.
 * **NaN / inf loss** stops with a GlyphfuseError naming the step, before the optimizer applies
   the bad gradients; no checkpoint is written from that state.
 * **Multi-GPU / multi-node**: run the same command under ``torchrun``; each rank trains on its
@@ -46,6 +53,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
+import errno
 import hashlib
 import io
 import json
@@ -53,6 +62,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -62,8 +72,15 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from glyphfuse.core.checkpoint import TRAINING_STATE_NAME, output_error, parameter_counts, write_bytes_atomic
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.data import ImageTextDataset, problem_summary
 from glyphfuse.train_config import TrainConfig, build_train_config
+
+try:
+    import fcntl
+except ImportError:  # Windows: run folders are not locked
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_SAMPLE_PROMPTS",
@@ -97,10 +114,15 @@ DEFAULT_SAMPLE_PROMPTS: tuple[str, ...] = (
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 STEP_PREFIX = "step_"
-TRAINING_STATE = "training_state.safetensors"
+TRAINING_STATE = TRAINING_STATE_NAME
 TRAINER_JSON = "trainer.json"
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
+PROBLEMS = "data_problems.txt"
+LOCK = ".lock"
+# Larger models are refused before anything is allocated (a mistyped or hostile model config):
+# 2e9 parameters are 8 GB of fp32 weights plus 16 GB of AdamW state.
+MAX_PARAMETERS = 2_000_000_000
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
@@ -131,7 +153,10 @@ def load_prompt_file(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise GlyphfuseError(f"{path}: no such prompt file")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise GlyphfuseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     prompts = [parse_prompt(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise GlyphfuseError(f"{path}: no prompts in the file")
@@ -236,15 +261,47 @@ def epoch_shard(num_examples: int, seed: int, epoch: int, rank: int = 0, world_s
     return order[rank::world_size][:per_rank].tolist()
 
 
-def _collate(items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, list[str]]:
-    images = torch.stack([image for image, _ in items])  # (B, C, H, W)
-    return images, [text for _, text in items]
+class _ReportingView(torch.utils.data.Dataset):
+    """What the DataLoader reads: each item also carries the problems that loading it found (and
+    the error when no example at all is usable), because the dataset's ``problems`` list in a
+    worker process is a copy the trainer never sees."""
+
+    def __init__(self, dataset: ImageTextDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        known = len(self.dataset.problems)
+        try:
+            image, text = self.dataset[index]
+        except GlyphfuseError as exc:
+            return None, None, self.dataset.problems[known:], str(exc)
+        return image, text, self.dataset.problems[known:], None
 
 
-def _batch_stream(dataset, config: TrainConfig, dist: _Dist, epoch: int, index: int, device: torch.device) -> Iterator[tuple[torch.Tensor, list[str], int, int]]:
+def _collate(items: list) -> tuple[torch.Tensor | None, list[str], list[str], str | None]:
+    """(images (B, C, H, W), texts, problems found, error or None) from _ReportingView items."""
+    problems = [problem for _, _, found, _ in items for problem in found]
+    errors = [error for *_, error in items if error is not None]
+    if errors:
+        return None, [], problems, errors[0]
+    return torch.stack([image for image, *_ in items]), [text for _, text, *_ in items], problems, None
+
+
+def _worker_init(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the trainer: Ctrl-C reaches the whole process
+    group, and a worker that inherited the trainer's handler would print its message again."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _batch_stream(dataset: ImageTextDataset, config: TrainConfig, dist: _Dist, epoch: int, index: int, device: torch.device) -> Iterator[tuple[torch.Tensor, list[str], int, int]]:
     """Yield (images, texts, epoch, index) forever, where (epoch, index) is the data position
     AFTER the batch (index = examples of this rank's shard consumed in that epoch). Incomplete
-    final batches are dropped so every step has the same shape on every rank."""
+    final batches are dropped so every step has the same shape on every rank. Problems found
+    while loading (in worker processes too) are added to ``dataset.problems``."""
     from torch.utils.data import DataLoader
 
     batch_size = config.batch_size
@@ -254,13 +311,17 @@ def _batch_stream(dataset, config: TrainConfig, dist: _Dist, epoch: int, index: 
         batches = [shard[i : i + batch_size] for i in range(index, usable - batch_size + 1, batch_size)]
         if batches:
             loader = DataLoader(
-                dataset,
+                _ReportingView(dataset),
                 batch_sampler=batches,
                 num_workers=config.num_workers,
                 collate_fn=_collate,
+                worker_init_fn=_worker_init,
                 pin_memory=device.type == "cuda",
             )
-            for images, texts in loader:
+            for images, texts, problems, error in loader:
+                dataset.add_problems(problems)
+                if error is not None:
+                    raise GlyphfuseError(error)
                 index += batch_size
                 if index + batch_size > usable:  # nothing more in this epoch: normalise the position
                     yield images, texts, epoch + 1, 0
@@ -371,19 +432,23 @@ def _restore_training_state(tensors: dict[str, torch.Tensor], optimizer_json: di
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0:2]
         raise GlyphfuseError(f"{where}: training state does not match the model ({' '.join(first)})") from None
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
+    try:
+        state: dict[int, dict[str, Any]] = {}
+        for name, value in tensors.items():
+            if name.startswith("optimizer."):
+                _, index, key = name.split(".", 2)
+                state.setdefault(int(index), {})[key] = value
+        for name, value in optimizer_json.get("state_scalars", {}).items():
+            index, key = name.split(".", 1)
             state.setdefault(int(index), {})[key] = value
-    for name, value in optimizer_json.get("state_scalars", {}).items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer_json["param_groups"]})
-    if "rng.torch_cpu" in tensors:
-        torch.set_rng_state(tensors["rng.torch_cpu"])
-    if device.type == "cuda" and "rng.cuda" in tensors:
-        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+        optimizer.load_state_dict({"state": state, "param_groups": optimizer_json["param_groups"]})
+        if "rng.torch_cpu" in tensors:
+            torch.set_rng_state(tensors["rng.torch_cpu"])
+        if device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GlyphfuseError(f"{where}: optimizer or RNG state does not fit this run ({first})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +475,7 @@ def find_latest_checkpoint(run_dir: str | Path, repair: bool = True) -> Path | N
     pointer = checkpoints / LATEST
     if not pointer.is_file():
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
+    name = pointer.read_text(encoding="utf-8", errors="replace").strip()
     target = checkpoints / name
     if repair and not target.exists():
         # save_checkpoint replacing an existing step folder moves it aside as NAME.old-XXXX first;
@@ -424,12 +489,85 @@ def find_latest_checkpoint(run_dir: str | Path, repair: bool = True) -> Path | N
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+class RunLock:
+    """An exclusive lock on a run folder while one trainer uses it (``RUN_DIR/.lock``).
+
+    A POSIX record lock (lockf): the kernel drops it when its process ends in any way, kill -9
+    included, and forked DataLoader workers do not inherit it, so a dead trainer never leaves the
+    folder locked. The holder writes its pid, host and start time into the file and empties it
+    on a clean release: a lock file found unlocked but not empty means that the previous trainer
+    crashed or was killed (``stale`` then describes it). Not held across threads of one process.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK
+        self.stale: str | None = None  # the crashed previous holder, if any
+        self.unlocked: str | None = None  # why the folder could not be locked, if it could not
+        self._handle = None
+
+    @staticmethod
+    def _describe(text: str) -> str:
+        try:
+            holder = json.loads(text)
+            return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+        except (ValueError, TypeError, KeyError):
+            return "holder unknown"
+
+    def acquire(self) -> "RunLock":
+        """Take the lock; GlyphfuseError when another process holds it."""
+        if fcntl is None:
+            self.unlocked = "this platform has no file locks"
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), "r+", encoding="utf-8")
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = handle.read().strip()
+            handle.close()
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                raise GlyphfuseError(
+                    f"{self.path.parent}: another trainer is using this run folder ({self._describe(holder)}); "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            self.unlocked = f"cannot lock {self.path} ({exc.strerror or exc})"  # e.g. a file system without locks
+            return self
+        previous = handle.read().strip()
+        if previous:
+            self.stale = self._describe(previous)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": datetime.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv}
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(me) + "\n")
         handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        """Empty the lock file (a clean exit) and unlock it."""
+        if self._handle is None:
+            return
+        try:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.flush()
+        except OSError:
+            pass  # the lock goes anyway; the next trainer will call this exit a crash
+        finally:
+            self._handle.close()  # closing drops the lock
+            self._handle = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def _clean_temporaries(checkpoints: Path) -> list[Path]:
@@ -501,8 +639,16 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
         raise GlyphfuseError(f"{state_file}: unreadable training state ({exc})") from None
     try:
         trainer = json.loads(trainer_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
         raise GlyphfuseError(f"{trainer_file}: not valid JSON ({exc})") from None
+    if not isinstance(trainer, dict):
+        raise GlyphfuseError(f"{trainer_file}: expected a JSON object")
+    for key in ("step", "epoch", "index"):
+        if type(trainer.get(key)) is not int or trainer[key] < 0:
+            raise GlyphfuseError(f"{trainer_file}: {key} must be an integer >= 0, got {trainer.get(key)!r}")
+    optimizer = trainer.get("optimizer")
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("param_groups"), list) or not isinstance(optimizer.get("state_scalars", {}), dict):
+        raise GlyphfuseError(f"{trainer_file}: \"optimizer\" must be an object with a \"param_groups\" list")
     return tensors, trainer
 
 
@@ -511,12 +657,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue  # a half-written last line
+            row = json.loads(line)
+        except ValueError:
+            continue  # a half-written last line (a full disk, a kill)
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line)
     _write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
@@ -560,9 +707,10 @@ class _StopSignals:
 
 
 class _Progress:
-    """Rank-0 progress: a rich bar on a terminal, else one line every log_every steps."""
+    """Rank-0 progress (``enabled``): a rich bar when ``bar`` is asked for and stderr is a
+    terminal, else one line every log_every steps."""
 
-    def __init__(self, enabled: bool, total: int, start: int, log_every: int) -> None:
+    def __init__(self, enabled: bool, total: int, start: int, log_every: int, bar: bool = True) -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True)
@@ -570,7 +718,7 @@ class _Progress:
         self.log_every = log_every
         self.total = total
         self.bar = None
-        if enabled and self.console.is_terminal:
+        if enabled and bar and self.console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
@@ -600,7 +748,8 @@ class _Progress:
             )
 
     def print(self, message: str) -> None:
-        (self.bar.console if self.bar is not None else self.console).print(message, highlight=False, soft_wrap=True)
+        # markup=False: messages hold file names, and "[/]" in a name must not be read as markup
+        (self.bar.console if self.bar is not None else self.console).print(message, markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -629,10 +778,9 @@ def _write_samples(path: Path, ema, model_config, prompts: Sequence[str], config
 
         images = generate(ema, model_config, list(prompts), steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, device=device)
         grid = make_grid([tensor_to_pil(image) for image in images], columns=min(4, len(prompts)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    grid.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    grid.save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,28 +788,21 @@ def _write_samples(path: Path, ema, model_config, prompts: Sequence[str], config
 # ---------------------------------------------------------------------------------------------
 
 
-def _report_problems(run_dir: Path, dataset) -> None:
-    """Keep data_problems.txt in step with the files the dataset skipped (scan + load time; files
-    found corrupt inside DataLoader workers are logged by those workers)."""
-    problems = list(getattr(dataset, "problems", []))
-    path = run_dir / "data_problems.txt"
-    if problems and (not path.is_file() or len(path.read_text(encoding="utf-8").splitlines()) != len(problems)):
+def _report_problems(run_dir: Path, dataset: ImageTextDataset) -> None:
+    """Keep data_problems.txt in step with the files the dataset skipped (at scan time, and at
+    load time in this process or in DataLoader workers)."""
+    problems = list(dataset.problems)
+    path = run_dir / PROBLEMS
+    if problems and (not path.is_file() or len(path.read_text(encoding="utf-8", errors="replace").splitlines()) != len(problems)):
         _write_text_atomic(path, "".join(p + "\n" for p in problems))
 
 
-def _open_dataset(config: TrainConfig, model_config):
-    from glyphfuse.data import ImageTextDataset
-
+def _open_dataset(config: TrainConfig, model_config) -> ImageTextDataset:
     root = Path(config.data)
     if not config.data or not root.is_dir():
         raise GlyphfuseError(f"{root}: training data folder not found")
-    dataset = ImageTextDataset(root, model_config.image_size, model_config.channels)
-    if len(dataset) == 0:
-        skipped = len(getattr(dataset, "problems", []))
-        raise GlyphfuseError(
-            f"{root}: no usable training examples (need image files with a .txt transcript or a metadata.jsonl row; {skipped} file(s) skipped)"
-        )
-    return dataset
+    # transcripts longer than the text encoder reads are skipped: truncated, they would not match their images
+    return ImageTextDataset(root, model_config.image_size, model_config.channels, max_text_tokens=model_config.text.max_length, log=False)
 
 
 def train(
@@ -693,9 +834,15 @@ def train(
     config.validate()
     run_dir = Path(run_dir)
     model_config = config.model_config()
+    parameters = parameter_counts(model_config)["total"]
+    if parameters > MAX_PARAMETERS:
+        raise GlyphfuseError(f"model {model_config.name!r} has {parameters / 1e9:.1f}B parameters, more than glyphfuse trains ({MAX_PARAMETERS / 1e9:.0f}B); check its config")
     dist, device = _setup_distributed(config.device)
     progress: _Progress | None = None
+    lock = RunLock(run_dir) if dist.is_main else None  # one trainer per run folder (rank 0 holds it)
     try:
+        if lock is not None:
+            lock.acquire()
         checkpoints = run_dir / CHECKPOINTS
         if dist.is_main:
             find_latest_checkpoint(run_dir, repair=True)
@@ -712,8 +859,11 @@ def train(
                 f"{config.data}: {len(dataset)} usable example(s) is fewer than batch size {config.batch_size} x {dist.world_size} process(es)"
             )
         if dist.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            _clean_temporaries(checkpoints)
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                _clean_temporaries(checkpoints)
+            except OSError as exc:
+                raise output_error(run_dir, exc) from None
             _report_problems(run_dir, dataset)
         dist.barrier()
 
@@ -749,24 +899,34 @@ def train(
         diffusion = GaussianDiffusion(model_config.diffusion)
         amp_dtype = autocast_dtype(device)
         prompts = list(config.sample_prompts) if config.sample_prompts else list(DEFAULT_SAMPLE_PROMPTS)
+        if not model_config.is_super_resolution and config.sample_every:
+            from glyphfuse.sampling import check_prompt_lengths
+
+            check_prompt_lengths(prompts, model_config)  # now, not at the first sample grid hours later
 
         if dist.is_main:
             _write_text_atomic(run_dir / RUN_JSON, config.to_json() + "\n")
             if latest is not None:
                 _truncate_metrics(run_dir / METRICS, step)
-        progress = _Progress(config.progress and dist.is_main, config.max_steps, step, config.log_every)
+        progress = _Progress(dist.is_main, config.max_steps, step, config.log_every, bar=config.progress)
         if dist.is_main:
+            if lock.stale:
+                progress.print(f"note: the previous trainer of {run_dir} ({lock.stale}) did not exit cleanly (crashed or killed); took over its stale lock")
+            if lock.unlocked:
+                progress.print(f"warning: {lock.unlocked}; nothing stops a second trainer on {run_dir}")
             if latest is not None:
                 progress.print(f"resuming {run_dir} from step {step} ({latest})")
-            problems = getattr(dataset, "problems", [])
+            problems = dataset.problems
             if problems:
-                progress.print(f"skipped {len(problems)} unusable file(s) in {config.data} (listed in {run_dir / 'data_problems.txt'}); first: {problems[0]}")
+                progress.print(
+                    f"skipped {len(problems)} unusable file(s) in {config.data} ({problem_summary(problems)}; listed in {run_dir / PROBLEMS}); first: {problems[0]}"
+                )
             progress.print(
                 f"training {model_config.name} on {len(dataset)} examples, {dist.world_size} process(es) on {device}, "
                 f"{config.batch_size * config.grad_accum * dist.world_size} images/step, steps {step}->{config.max_steps}"
             )
 
-        problems_at_start = len(getattr(dataset, "problems", []))
+        problems_at_start = problems_shown = len(dataset.problems)
         images_per_step = config.batch_size * config.grad_accum * dist.world_size
         stream = _batch_stream(dataset, config, dist, epoch, index, device)
         position = (epoch, index)
@@ -778,12 +938,22 @@ def train(
         steps_this_call = 0
         checkpoint_step = step if latest is not None else -1
 
+        def report_load_problems() -> None:
+            found = dataset.problems[problems_at_start:]
+            if found:
+                progress.print(f"skipped {len(found)} unusable image(s) while training ({problem_summary(found)}; listed in {run_dir / PROBLEMS})")
+
         def save(at_step: int) -> None:
             nonlocal checkpoint_step
             dist.barrier()
             if dist.is_main:
-                result.checkpoint = _write_checkpoint(run_dir, at_step, ema, model, optimizer, model_config, config, position, device)
-                _report_problems(run_dir, dataset)
+                try:
+                    result.checkpoint = _write_checkpoint(run_dir, at_step, ema, model, optimizer, model_config, config, position, device)
+                    _report_problems(run_dir, dataset)
+                except GlyphfuseError as exc:  # disk full, read-only ...: the previous checkpoint is intact
+                    good = find_latest_checkpoint(run_dir, repair=False)
+                    kept = f"the last complete checkpoint is {good}" if good else "no checkpoint was written yet"
+                    raise GlyphfuseError(f"{exc}; training stopped at step {at_step}; {kept}") from None
             checkpoint_step = at_step
             dist.barrier()
 
@@ -802,7 +972,7 @@ def train(
                     noise_generator = torch.Generator(device=device).manual_seed(_seed_from(config.seed, step, dist.rank, micro, 2))
                     torch.manual_seed(_seed_from(config.seed, step, dist.rank, micro, 3))  # dropout layers
                     batch = _make_batch(images, texts, config, model_config, generator, device)
-                    text = tokenize(batch.texts, model_config.text.max_length, truncate=True, max_lines=model_config.text.max_lines).to(device)
+                    text = tokenize(batch.texts, model_config.text.max_length, max_lines=model_config.text.max_lines).to(device)
 
                     def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                         return net(x_t, t, text, low_res=batch.low_res, low_res_noise_level=batch.low_res_noise_level)
@@ -846,10 +1016,16 @@ def train(
                 if dist.is_main:
                     result.losses.append((step, step_loss))
                     progress.update(step, smoothed, images_per_s, window_time / len(window_losses))
+                    if problems_shown == problems_at_start and len(dataset.problems) > problems_at_start:
+                        problems_shown = len(dataset.problems)
+                        progress.print(f"skipping unusable images found while loading (first: {dataset.problems[problems_at_start]}); the count follows at the end")
                     if step % config.log_every == 0 or step == config.max_steps:
                         row = {"step": step, "loss": sum(window_losses) / len(window_losses), "lr": lr, "images_per_s": images_per_s, "time": time.time()}
-                        with open(metrics_file, "a", encoding="utf-8") as handle:
-                            handle.write(json.dumps(row) + "\n")
+                        try:
+                            with open(metrics_file, "a", encoding="utf-8") as handle:
+                                handle.write(json.dumps(row) + "\n")
+                        except OSError as exc:
+                            raise output_error(metrics_file, exc) from None
                         window_losses, window_time = [], 0.0
                 if on_step is not None:
                     on_step(step, {"loss": step_loss, "lr": lr})
@@ -862,6 +1038,7 @@ def train(
                     save(step)
                     result.interrupted = signals.received or "SIGTERM"
                     if dist.is_main:
+                        report_load_problems()
                         progress.print(f"stopped by {result.interrupted} at step {step}; checkpoint {result.checkpoint}; run the same command again to resume")
                     return result
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.max_steps:
@@ -873,13 +1050,13 @@ def train(
         if checkpoint_step != step:
             save(step)
         if dist.is_main:
-            new_problems = len(getattr(dataset, "problems", [])) - problems_at_start
-            if new_problems > 0:
-                progress.print(f"skipped {new_problems} corrupt image(s) while training (listed in {run_dir / 'data_problems.txt'})")
+            report_load_problems()
             progress.print(f"done: step {step}, checkpoint {result.checkpoint}")
         return result
     finally:
         if progress is not None:
             progress.close()
+        if lock is not None:
+            lock.release()
         if dist.initialized:
             torch.distributed.destroy_process_group()

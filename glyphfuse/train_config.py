@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glyphfuse.core.config import PRESETS, ModelConfig, load_model_config
+from glyphfuse.core.config import MAX_SEED, PRESETS, ModelConfig, check_type, load_model_config
 from glyphfuse.core.errors import GlyphfuseError
+
+
+# Bounds that keep a mistyped value from asking for a million worker processes or batches that
+# no machine holds.
+UPPER_LIMITS = {"batch_size": 65536, "grad_accum": 65536, "num_workers": 256, "sample_steps": 100_000}
 
 
 @dataclass
@@ -74,7 +81,8 @@ class TrainConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise GlyphfuseError(f"{where}: unknown key(s) {', '.join(unknown)} for TrainConfig")
-        config = cls(**data)
+        hints = typing.get_type_hints(cls)
+        config = cls(**{name: check_type(value, hints[name], f"{where}: {name}") for name, value in data.items()})
         config.validate(where)
         return config
 
@@ -82,7 +90,7 @@ class TrainConfig:
     def from_json(cls, text: str, where: str = "training config") -> "TrainConfig":
         try:
             return cls.from_dict(json.loads(text), where)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise GlyphfuseError(f"{where}: not valid JSON ({exc})") from None
 
     @classmethod
@@ -90,11 +98,23 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise GlyphfuseError(f"{path}: no such training config file")
-        return cls.from_json(path.read_text(encoding="utf-8"), where=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise GlyphfuseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        return cls.from_json(text, where=str(path))
 
     # -- checks and derived values ------------------------------------------------------------
 
     def validate(self, where: str = "training config") -> None:
+        for name, high in UPPER_LIMITS.items():
+            if getattr(self, name) > high:
+                raise GlyphfuseError(f"{where}: {name} {getattr(self, name)} is more than the sane maximum {high}")
+        for name in ("lr", "weight_decay", "adam_beta1", "adam_beta2", "grad_clip", "ema_decay", "text_dropout", "sample_guidance"):
+            if not math.isfinite(getattr(self, name)):
+                raise GlyphfuseError(f"{where}: {name} must be a finite number, got {getattr(self, name)}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise GlyphfuseError(f"{where}: seed must be between 0 and {MAX_SEED}, got {self.seed}")
         positive = ("batch_size", "grad_accum", "max_steps")
         for name in positive:
             if int(getattr(self, name)) < 1:
@@ -154,7 +174,7 @@ def build_train_config(
             raise GlyphfuseError(f"{path}: no such training config file")
         try:
             loaded = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or not UTF-8
             raise GlyphfuseError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(loaded, dict):
             raise GlyphfuseError(f"{path}: expected a JSON object")

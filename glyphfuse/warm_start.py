@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from glyphfuse.core.config import ModelConfig, sr_config_for
+from glyphfuse.core.config import ModelConfig, sr_config_for, validate_model_config
 from glyphfuse.core.errors import GlyphfuseError
 
 COPIED, NEW, SKIPPED = "copied", "new", "skipped"
@@ -256,18 +256,24 @@ def resolve_base_checkpoint(path: str | Path) -> Path:
 
 
 def warm_start_checkpoint(
-    base_checkpoint: str | Path, out: str | Path, *, sr_size: int | None = None, seed: int = 0, low_res_noise_max: float = 0.2, name: str | None = None
+    base_checkpoint: str | Path, out: str | Path, *, sr_size: int | None = None, seed: int = 0, low_res_noise_max: float = 0.2,
+    name: str | None = None, overwrite: bool = False,
 ) -> tuple[Path, WarmStartReport]:
     """Build the SR model for ``base_checkpoint`` (default sr_size: 2x the base size), warm-start
-    it and save it as a checkpoint folder at ``out``. Returns (out, report)."""
-    from glyphfuse.core.checkpoint import load_checkpoint, save_checkpoint
+    it and save it as a checkpoint folder at ``out``. Returns (out, report).
+
+    ``out`` must be new or empty; ``overwrite`` allows replacing a checkpoint there. It is never
+    the input itself (or a folder holding it), nor a training checkpoint (checked before any work)."""
+    from glyphfuse.core.checkpoint import check_checkpoint_output, load_checkpoint, save_checkpoint
 
     base_path = resolve_base_checkpoint(base_checkpoint)
+    check_checkpoint_output(out, overwrite=overwrite, inputs=(base_checkpoint, base_path))
     base_model, base_config = load_checkpoint(base_path)
     if base_config.is_super_resolution:
         raise GlyphfuseError(f"{base_path}: {base_config.name!r} is already a super-resolution model; warm-start needs a base model checkpoint")
     sr_size = sr_size or 2 * base_config.image_size
     sr_config = sr_config_for(base_config, sr_size, name=name, low_res_noise_max=low_res_noise_max)
+    validate_model_config(sr_config, where=f"SR model {sr_config.name!r}")  # e.g. an absurd --sr-size
     sr_model, report = warm_start_model(base_model, base_config, sr_config, seed=seed)
     metadata = {"warm_start_from": str(base_path.resolve()), "warm_start_seed": seed, **{f"warm_start_{k}": v for k, v in report.summary().items()}}
     out = save_checkpoint(out, sr_model, sr_config, metadata=metadata)

@@ -43,3 +43,27 @@ def test_info_names_the_default_model_and_its_recipe():
     card = read_model_card(sampling.default_checkpoint_dir())
     assert "default model" in result.output and card["recipe"] in result.output
     assert "measured scores" in result.output
+
+
+def test_card_states_the_domain_and_sample_warns_outside_it(tmp_path):
+    card = read_model_card(sampling.default_checkpoint_dir())
+    domain = card["domain"]
+    assert {"characters", "max_lines", "max_chars_per_line", "canvas", "summary"} <= set(domain)
+    inside = "ab\ncd"
+    assert sampling.domain_warning(inside) is None
+    too_long = "x" * (domain["max_chars_per_line"] + 1)
+    assert f"a line of {len(too_long)} characters" in sampling.domain_warning(too_long)
+    assert "lines" in sampling.domain_warning("\n".join(["a"] * (domain["max_lines"] + 1)))
+    assert "'%'" in sampling.domain_warning("50%")
+    result = CliRunner().invoke(app, ["sample", "50%", "-o", str(tmp_path / "x.png"), "--steps", "2", "--device", "cpu"])
+    assert result.exit_code == 0 and (tmp_path / "x.png").is_file()  # still samples
+    assert "outside what this model was trained to write" in result.output
+
+
+def test_domain_warning_needs_a_card(tmp_path):
+    from glyphfuse.core.checkpoint import save_checkpoint
+    from helpers import micro_config, random_model
+
+    config = micro_config()
+    save_checkpoint(tmp_path / "ckpt", random_model(config), config)
+    assert sampling.domain_warning("anything at all, 100% outside", tmp_path / "ckpt") is None

@@ -48,7 +48,7 @@ def test_packaged_prompt_sets_match_examples_and_are_held_out():
     for name in evaluate.PROMPT_SETS:
         assert (REPO / "examples" / "prompts" / f"{name}.txt").read_text(encoding="utf-8") == evaluate.prompt_set_text(name)
         prompts, source = evaluate.load_prompts(name)
-        assert source == f"glyphfuse:{name}" and len(prompts) >= 5
+        assert source == f"glyphfuse:{name}" and len(prompts) >= (1 if name == "original" else 5)
         for prompt in prompts:
             if prompt == original_test_prompt:
                 continue  # kept verbatim on purpose (documented in multiline.txt)
@@ -56,7 +56,11 @@ def test_packaged_prompt_sets_match_examples_and_are_held_out():
             assert not [w for w in words if w in training_words], prompt
     words, _ = evaluate.load_prompts(None)  # default: the words set
     assert all(w.isalpha() and w.islower() and 3 <= len(w) <= 8 for w in words)
-    assert original_test_prompt in evaluate.load_prompts("multiline")[0]
+    assert evaluate.load_prompts("original")[0] == [original_test_prompt]
+    strings, _ = evaluate.load_prompts("strings")
+    assert all(s.isalpha() and s.islower() and 3 <= len(s) <= 7 for s in strings)
+    two_lines, _ = evaluate.load_prompts("lines2")
+    assert all(len(p.split("\n")) == 2 and max(map(len, p.split("\n"))) <= 9 for p in two_lines)
     short, _ = evaluate.load_prompts("short")
     assert set(short) <= set(words) and all(3 <= len(w) <= 5 for w in short)
 

@@ -260,3 +260,54 @@ def test_model_learns_to_use_the_text():
         right = diffusion.training_loss(lambda x, s: model(x, s, text), images, t=t, noise=noise).mean().item()
         wrong = diffusion.training_loss(lambda x, s: model(x, s, swapped), images, t=t, noise=noise).mean().item()
     assert right < 0.5 * wrong, (right, wrong)  # measured 0.035; 1.00 (text ignored) before the fix
+
+
+def test_column_ids_restart_at_every_line():
+    from glyphfuse.core.text_encoder import column_ids
+
+    batch = tokenize(["ab\ncde", "x", ""], 16)
+    columns = column_ids(batch.token_ids)
+    assert columns[0, :7].tolist() == [0, 1, 2, 0, 1, 2, 3]  # BOS a b | NL c d e
+    assert columns[1, :2].tolist() == [0, 1]
+    assert columns[2, 0].item() == 0
+
+
+def test_column_embedding_tells_apart_prompts_with_the_same_letters_per_line():
+    # "ab\nc" and "a\nbc": same tokens, same absolute positions, same line of the first token;
+    # only the column of "b" and "c" differs. With the column table the encoder sees that.
+    from glyphfuse.core.config import TextEncoderConfig
+    from glyphfuse.core.text_encoder import TextEncoder
+
+    torch.manual_seed(0)
+    encoder = TextEncoder(TextEncoderConfig(width=32, depth=1, head_dim=16, max_length=16, column_embedding=True), 8).eval()
+    assert encoder.column_embed is not None
+    assert TextEncoder(TextEncoderConfig(width=32, depth=1, head_dim=16, max_length=16), 8).column_embed is None
+    batch = tokenize(["ab\nc", "a\nbc"], 16)
+    features = encoder(batch.token_ids, batch.line_ids, batch.mask, torch.zeros(2, 8))
+    assert (features[0, 2] - features[1, 3]).abs().max() > 0.1  # "b": column 2 on line 0 vs column 1 on line 1
+
+
+@pytest.mark.parametrize("patch_size", [1, 2])
+def test_patch_size_keeps_image_shape_and_rows_independent(patch_size):
+    config = tiny_config(patch_size=patch_size)
+    config.image_size = 32
+    torch.manual_seed(0)
+    model = GlyphModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    x = torch.randn(2, 1, 32, 32)
+    text = tokenize(["hi", "yo\nx"], config.text.max_length)
+    with torch.no_grad():
+        both = model(x, torch.tensor([10.0, 500.0]), text)
+        first = model(x[:1], torch.tensor([10.0]), text.select(0))
+    assert both.shape == x.shape
+    assert torch.allclose(both[:1], first, atol=1e-5)
+    # the patched U-Net runs its first level at half the size: fewer position-table sizes
+    assert max(map(int, model.unet.position_tables.keys())) <= 32 // patch_size
+
+
+def test_patch_size_must_divide_the_image():
+    config = tiny_config(patch_size=3)
+    with pytest.raises(GlyphfuseError, match="not divisible"):
+        GlyphModel(config)

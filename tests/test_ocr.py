@@ -80,11 +80,11 @@ def test_form_feed_count_mismatch_falls_back_to_one_call_per_image(monkeypatch):
     real_run = ocr._run
     calls = []
 
-    def run(command):
+    def run(command, on_page=None):
         calls.append(command[1])
         if command[1].endswith(".txt"):
             return "pages glued together without form feeds"
-        return real_run(command)
+        return real_run(command, on_page)
 
     monkeypatch.setattr(ocr, "_run", run)
     assert ocr.read_images([render("apple"), render("river")], processes=1) == ["apple", "river"]

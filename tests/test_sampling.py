@@ -88,8 +88,29 @@ def test_guidance_changes_the_image(model_and_config):
     assert not torch.allclose(plain, guided)
 
 
+def test_guided_sampling_is_one_batched_forward_per_step(model_and_config):
+    """Conditional and null rows go through the network together: `steps` calls of 2B rows."""
+    model, config = model_and_config
+    rows = []
+    hook = model.register_forward_hook(lambda module, args, output: rows.append(args[0].shape[0]))
+    try:
+        guided = generate(model, config, ["hi", "you"], steps=STEPS, sampler="dpmpp-2m", guidance=3.0)
+        assert rows == [4] * STEPS
+        rows.clear()
+        generate(model, config, ["hi", "you"], steps=STEPS, sampler="dpmpp-2m", guidance=1.0)
+        assert rows == [2] * STEPS
+    finally:
+        hook.remove()
+    assert guided.shape == (2, 1, 16, 16) and guided.abs().max() <= 1.0
+    assert torch.equal(generate(model, config, ["hi", "you"], steps=STEPS, sampler="dpmpp-2m", guidance=3.0), guided)
+    ddim = generate(model, config, ["hi", "you"], steps=STEPS, sampler="ddim", guidance=3.0)
+    assert not torch.allclose(guided, ddim, atol=1e-4)
+
+
 def test_generate_input_errors(model_and_config):
     model, config = model_and_config
+    with pytest.raises(GlyphfuseError, match="unknown sampler 'euler'; choose one of: ddim, ddpm, dpmpp-2m"):
+        generate(model, config, ["x"], steps=STEPS, sampler="euler")
     with pytest.raises(GlyphfuseError, match="max_length"):
         generate(model, config, ["x" * 200], steps=STEPS)
     with pytest.raises(GlyphfuseError, match="super-resolution"):
@@ -131,6 +152,18 @@ def test_cli_sample_writes_pngs(tmp_path, checkpoint_dir):
     assert Image.open(tmp_path / "many.png").tobytes() != Image.open(tmp_path / "many_1.png").tobytes()
 
 
+def test_cli_sample_and_eval_sampler_option(tmp_path, checkpoint_dir):
+    out = tmp_path / "dpm.png"
+    result = runner.invoke(app, ["sample", "hi", "-o", str(out), "-c", str(checkpoint_dir), "--steps", "3", "--sampler", "dpmpp-2m"])
+    assert result.exit_code == 0, result.output
+    assert "dpmpp-2m 3 steps" in result.stdout and Image.open(out).size == (16, 16)
+    for command in (["sample", "hi", "-o", str(tmp_path / "x.png")], ["eval"]):
+        result = runner.invoke(app, [*command, "-c", str(checkpoint_dir), "--sampler", "euler"])
+        assert isinstance(result.exception, GlyphfuseError), result.output
+        assert str(result.exception) == "unknown sampler 'euler'; choose one of: ddim, ddpm, dpmpp-2m"
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_cli_sample_grid(tmp_path, checkpoint_dir):
     out = tmp_path / "grid.png"
     result = runner.invoke(app, ["sample", "hi", "-o", str(out), "-c", str(checkpoint_dir), "--steps", "2", "-n", "2", "--grid", "--dynamic-threshold", "0.99"])
@@ -161,8 +194,8 @@ def test_cli_info(checkpoint_dir, model_and_config):
     assert result.exit_code == 0, result.output
     assert "unet.base_channels" in result.stdout and f"{total:,}" in result.stdout
 
-    result = runner.invoke(app, ["info"])
+    result = runner.invoke(app, ["info"], env={"COLUMNS": "200"})  # six preset columns: wide enough not to wrap names
     assert result.exit_code == 0, result.output
-    for name in ("tiny", "base64", "base128", "sr256"):
+    for name in ("tiny", "lines64", "base64", "base128", "sr256"):
         assert name in result.stdout
     assert "params total" in result.stdout and "params unet" in result.stdout

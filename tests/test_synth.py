@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from glyphfuse.cli import app
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.fonts import discover_fonts, font_supports, load_font, missing_characters
-from glyphfuse.synth import SynthSource, load_words, render_example, synthesize
+from glyphfuse.synth import COMMON_WORDS, SynthSource, load_words, render_example, synthesize
 
 FONTS = [str(path) for path in discover_fonts()]
 
@@ -226,4 +226,98 @@ def test_font_size_range_option(tmp_path):
     with pytest.raises(GlyphfuseError, match="--font-size"):
         synthesize(tmp_path / "bad", 2, size=32, font_px=(20, 12))
     result = CliRunner().invoke(app, ["synth-fonts", str(tmp_path / "cli"), "--count", "3", "--size", "32", "--font-size", "big"])
-    assert result.exit_code != 0 and isinstance(result.exception, GlyphfuseError) and "--font-size must look like 12-14" in str(result.exception)
+    assert result.exit_code != 0 and isinstance(result.exception, GlyphfuseError) and "--font-size must look like" in str(result.exception)
+
+
+# ------------------------------------------------------------------------------------------------
+# Styles and data recipes (the layouts a small model learns to spell from)
+# ------------------------------------------------------------------------------------------------
+
+
+def _styled(style, count: int = 40, size: int | None = None, seed: int = 0):
+    from glyphfuse.synth import SynthStyle  # noqa: F401  (style is one)
+
+    fonts = [path for path in FONTS if not style.fonts or Path(path).name in style.fonts]
+    source = SynthSource(size=size or style.size, seed=seed, color=False, font_paths=fonts, words=load_words(), style=style)
+    return [render_example(source, index) for index in range(count)]
+
+
+def test_lines64_recipe_draws_left_aligned_lines_at_fixed_heights():
+    from glyphfuse.synth import get_data_recipe
+
+    style = get_data_recipe("lines64")
+    examples = _styled(style, count=60)
+    firsts, line_counts = set(), set()
+    for example in examples:
+        lines = example.text.split("\n")
+        line_counts.add(len(lines))
+        assert 1 <= len(lines) <= 2 and all(1 <= len(line.split()) <= 2 for line in lines)
+        assert all(ch in "abcdefghijklmnopqrstuvwxyz " for ch in example.text.replace("\n", ""))
+        pixels = np.asarray(example.image)
+        assert pixels[0, 0] >= 200 and pixels.min() <= 60 + 40  # light background, dark text
+        ink_rows = np.flatnonzero((pixels < pixels[0, 0] - 40).any(axis=1))
+        firsts.add(int(np.flatnonzero((pixels < pixels[0, 0] - 40).any(axis=0))[0]))
+        if len(lines) == 1:
+            assert ink_rows[-1] < style.size // 2 + 4  # line 1 always sits in the upper half
+        else:
+            assert ink_rows[-1] > style.size // 2  # line 2 always below the middle
+    assert line_counts == {1, 2}
+    assert max(firsts) - min(firsts) <= 2  # every line starts at the same left margin
+
+
+def test_random_fraction_mixes_random_strings_with_words():
+    from glyphfuse.synth import SynthStyle
+
+    words = set(load_words())
+    none = _styled(SynthStyle(charset="lower", lines=(1, 1), tokens=(1, 1), font_px=(10, 10), size=64), count=30)
+    half = _styled(SynthStyle(charset="lower", random_fraction=0.5, lines=(1, 1), tokens=(1, 1), font_px=(10, 10), size=64), count=60)
+    assert all(example.text in words or example.text in {w.lower() for w in COMMON_WORDS} for example in none)
+    strings = sum(example.text not in words for example in half)
+    assert 15 <= strings <= 45  # about half are not words
+
+
+def test_held_out_eval_tokens_are_never_rendered(monkeypatch):
+    from glyphfuse import synth
+    from glyphfuse.evaluate import load_prompts
+
+    held_out = synth.held_out_tokens()
+    for name in ("words", "lines2", "strings", "phrases", "multiline", "short"):
+        for prompt in load_prompts(name)[0]:
+            assert all(synth.token_key(token) in held_out for token in prompt.split())
+    assert "the" not in held_out  # the original test prompt's ordinary words are not held out
+    # make very common tokens "held out": they must then never appear
+    monkeypatch.setattr(synth, "held_out_tokens", lambda: frozenset({"the", "of", "and", "to", "a", "in"}))
+    style = synth.SynthStyle(charset="lower", random_fraction=0.0, lines=(1, 2), tokens=(1, 2), font_px=(10, 10), size=64)
+    texts = " ".join(example.text for example in _styled(style, count=150))
+    assert not {"the", "of", "and", "to", "a", "in"} & set(texts.split())
+
+
+def test_words_are_never_split_over_lines(tmp_path):
+    text_file = tmp_path / "texts.txt"
+    text_file.write_text("incomprehensibilities\nshort words here\n", encoding="utf-8")
+    out = tmp_path / "out"
+    synthesize(out, 20, size=32, text_file=text_file, progress=False, font_px=(10, 12))
+    for line in (out / "metadata.jsonl").read_text().splitlines():
+        tokens = json.loads(line)["text"].split()
+        assert set(tokens) <= {"incomprehensibilities", "short", "words", "here"}, tokens  # no piece of a word
+
+
+def test_cli_synth_fonts_recipe_and_layout_options(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "rec"
+    result = runner.invoke(app, ["synth-fonts", str(out), "--recipe", "lines64", "--count", "6", "--lines", "1", "--align", "center"])
+    assert result.exit_code == 0, result.output
+    assert "64 px" in result.output
+    texts = [json.loads(line)["text"] for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert len(texts) == 6 and all("\n" not in text for text in texts)
+    for args, message in (
+        (["--recipe", "nope"], "unknown data recipe"),
+        (["--align", "diagonal"], "--align must be one of"),
+        (["--lines", "two"], "--lines must look like"),
+        (["--random-fraction", "1.5", "--charset", "lower"], "--random-fraction must be between"),
+        (["--random-fraction", "0.5"], "needs --charset"),
+        (["--font", "Missing.ttf"], "not in the fonts folder"),
+    ):
+        result = runner.invoke(app, ["synth-fonts", str(tmp_path / "bad"), "--count", "2", "--size", "32", *args])
+        assert result.exit_code != 0 and isinstance(result.exception, GlyphfuseError), (args, result.output)
+        assert message in str(result.exception) and "\n" not in str(result.exception), (args, result.exception)

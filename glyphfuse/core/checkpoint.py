@@ -6,7 +6,9 @@
 
 Weights are only ever stored as safetensors and metadata as JSON (never pickle). Every file is
 written atomically: a whole checkpoint is written into a temporary sibling folder and renamed
-into place, so a crash never leaves a half-written checkpoint under the real name. Loading
+into place, so a crash never leaves a half-written checkpoint under the real name; a write that
+fails (disk full, read-only file system ...) leaves the previous file or checkpoint as it was and
+raises a one-line :class:`GlyphfuseError` naming the path and the cause. Loading
 checks everything it can and raises a one-line :class:`GlyphfuseError` naming the file and the
 first offending tensors when something does not fit.
 """
@@ -28,6 +30,7 @@ from glyphfuse.core.errors import GlyphfuseError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+TRAINING_STATE_NAME = "training_state.safetensors"  # what the trainer adds to its checkpoints (glyphfuse.train)
 CARD_NAME = "card.json"  # optional model card: recipe and measured scores (the packaged model has one)
 FORMAT_VERSION = 1
 STORAGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -57,20 +60,55 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, fsync it, then os.replace it over ``path``."""
+def output_error(path: str | Path, exc: OSError) -> GlyphfuseError:
+    """The one-line error for an output that cannot be written: the path and the cause (disk
+    full, read-only file system, permission denied, a file where a folder should be ...)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return GlyphfuseError(f"{path}: cannot write: {ancestor} is a file, not a folder")
+            break
+    return GlyphfuseError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+def check_writable(path: str | Path) -> None:
+    """GlyphfuseError unless a file can be written at ``path``: its folder is created if needed and
+    a probe file is created and removed there. Call it before expensive work, not after."""
+    path = Path(path)
+    if path.is_dir():
+        raise GlyphfuseError(f"{path}: is a folder; give a file name")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to a temporary file next to ``path`` and os.replace it over ``path``, so
+    ``path`` is always either the old or the complete new file. ``durable``: fsync before the
+    rename (a crash cannot leave an empty file). A failure (disk full, read-only ...) removes the
+    temporary file and raises a one-line GlyphfuseError naming ``path`` and the cause."""
+    path = Path(path)
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
         os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise output_error(path, exc) from None
         raise
 
 
@@ -156,7 +194,6 @@ def save_checkpoint(
         raise GlyphfuseError(f"{path}: exists and is not a folder; cannot write a checkpoint there")
     if path.is_dir() and not _looks_like_checkpoint(path):
         raise GlyphfuseError(f"{path}: folder exists and is not a glyphfuse checkpoint; refusing to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
 
     from glyphfuse import __version__
 
@@ -177,9 +214,11 @@ def save_checkpoint(
     except TypeError as exc:
         raise GlyphfuseError(f"{path}: checkpoint metadata is not JSON-serialisable ({exc})") from None
 
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
+    tmp: Path | None = None
     old: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; use the usual permissions
         files = {WEIGHTS_NAME: save(state, metadata={"format": "pt", "glyphfuse_version": __version__}), CONFIG_NAME: config_bytes}
         for name, data in (extra_files or {}).items():
@@ -198,14 +237,38 @@ def save_checkpoint(
             os.replace(path, old)  # move the previous checkpoint aside ...
         os.replace(tmp, path)  # ... and put the complete new one in its place
         _fsync_dir(path.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and old.exists() and not path.exists():
             os.replace(old, path)  # roll back
+        if isinstance(exc, OSError):  # disk full, read-only ...: one line; the old checkpoint is intact
+            raise output_error(path, exc) from None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def check_checkpoint_output(path: str | Path, *, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()) -> None:
+    """GlyphfuseError unless a new checkpoint may be written at ``path``: never onto (or around)
+    one of ``inputs``, never onto a training checkpoint (its training state would be lost), and
+    onto any other non-empty folder only with ``overwrite`` (and then only a checkpoint folder:
+    :func:`save_checkpoint` refuses anything else)."""
+    path = Path(path)
+    target = path.resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if target == source or target in source.parents:
+            raise GlyphfuseError(f"{path}: is (or holds) the input checkpoint {source}; write the output to another folder")
+    if path.exists() and not path.is_dir():
+        raise GlyphfuseError(f"{path}: exists and is a file; give a new folder for the checkpoint")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if (path / TRAINING_STATE_NAME).exists():
+        raise GlyphfuseError(f"{path}: is a training checkpoint ({TRAINING_STATE_NAME}); refusing to replace it, even with --overwrite")
+    if not overwrite:
+        raise GlyphfuseError(f"{path}: folder is not empty; choose a new folder or pass --overwrite to replace the checkpoint there")
 
 
 def _read_header(path: Path) -> dict[str, Any]:
@@ -229,17 +292,15 @@ def load_checkpoint_config(path: str | Path) -> ModelConfig:
     """The ModelConfig stored in a checkpoint folder."""
     path = Path(path)
     header = _read_header(path)
-    try:
-        return ModelConfig.from_dict(header["model"])
-    except GlyphfuseError as exc:
-        raise GlyphfuseError(f"{path / CONFIG_NAME}: {exc}") from None
-    except TypeError as exc:
-        raise GlyphfuseError(f"{path / CONFIG_NAME}: invalid model config ({exc})") from None
+    return ModelConfig.from_dict(header["model"], where=f"{path / CONFIG_NAME}: model")
 
 
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     """The "glyphfuse" section of a checkpoint's config.json (version, created, metadata ...)."""
-    return dict(_read_header(Path(path)).get("glyphfuse") or {})
+    info = _read_header(Path(path)).get("glyphfuse") or {}
+    if not isinstance(info, dict) or not isinstance(info.get("metadata") or {}, dict):
+        raise GlyphfuseError(f"{Path(path) / CONFIG_NAME}: the \"glyphfuse\" section and its \"metadata\" must be JSON objects")
+    return dict(info)
 
 
 def read_model_card(path: str | Path) -> dict[str, Any] | None:
@@ -254,6 +315,9 @@ def read_model_card(path: str | Path) -> dict[str, Any] | None:
         raise GlyphfuseError(f"{card_path}: not valid JSON ({exc})") from None
     if not isinstance(card, dict):
         raise GlyphfuseError(f"{card_path}: expected a JSON object")
+    scores = card.get("scores") or []
+    if not isinstance(scores, list) or not all(isinstance(row, dict) for row in scores):
+        raise GlyphfuseError(f"{card_path}: \"scores\" must be a list of JSON objects")
     return card
 
 
@@ -291,13 +355,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         raise GlyphfuseError(f"{weights_path}: file is missing; {path} is not a complete glyphfuse checkpoint")
     tensors = load_safetensors(weights_path)
     try:
-        model = GlyphModel(config)
+        with torch.device("meta"):  # shapes only: a config that does not fit the file allocates nothing
+            expected = GlyphModel(config).state_dict()
     except GlyphfuseError as exc:
         raise GlyphfuseError(f"{path / CONFIG_NAME}: {exc}") from None
-    expected = model.state_dict()
     check_state_dict(expected, tensors, str(weights_path))
-    state = {name: tensors[name].to(expected[name].dtype) for name in expected}
-    model.load_state_dict(state, strict=True)
+    non_finite = [name for name in expected if tensors[name].is_floating_point() and not torch.isfinite(tensors[name]).all()]
+    if non_finite:
+        raise GlyphfuseError(f"{weights_path}: {len(non_finite)} tensor(s) hold NaN or infinite values ({_first(non_finite)}); the checkpoint is unusable")
+    model = GlyphModel(config)
+    model.load_state_dict({name: tensors[name].to(expected[name].dtype) for name in expected}, strict=True)
     return model.to(device).eval(), config
 
 

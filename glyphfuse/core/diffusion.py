@@ -13,9 +13,11 @@ network is always given the ORIGINAL timestep (0..num_timesteps-1, as float) eve
 with fewer steps: :meth:`GaussianDiffusion.respace` builds a shorter chain over an evenly spaced
 subset of the original timesteps and keeps ``timestep_map`` from its indices to the originals.
 
-Sampling: DDPM ancestral sampling (posterior variance, "fixed small") and DDIM (``eta`` = 0 is
-deterministic, ``eta`` = 1 has the DDPM variance), any number of steps. The predicted x0 is
-clipped to [-1, 1] (static) or dynamically thresholded (Imagen) before each update.
+Sampling: DDPM ancestral sampling (posterior variance, "fixed small"), DDIM (``eta`` = 0 is
+deterministic, ``eta`` = 1 has the DDPM variance) and DPM-Solver++(2M) (Lu et al. 2022: a
+second-order multistep solver of the same ODE as DDIM with eta 0, on the same respaced grid),
+any number of steps. The predicted x0 is clipped to [-1, 1] (static) or dynamically thresholded
+(Imagen) before each update.
 All randomness comes from the ``generator`` argument: one ``torch.Generator`` for the whole
 batch, or a list with one generator per sample (so a sample does not depend on its batch).
 """
@@ -36,7 +38,10 @@ ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "dpmpp-2m")
+
+# denoise(x (B, C, H, W) at chain index i, i) -> predicted (clipped) x0 (B, C, H, W)
+Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,6 +112,12 @@ def dynamic_threshold(x0: torch.Tensor, percentile: float) -> torch.Tensor:
     return torch.maximum(torch.minimum(x0, s), -s) / s
 
 
+def check_sampler(name: str) -> None:
+    """GlyphfuseError naming the choices unless ``name`` is a known sampler."""
+    if name not in SAMPLERS:
+        raise GlyphfuseError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+
+
 def _as_generator_list(generator, batch: int) -> list[torch.Generator] | None:
     if generator is None or isinstance(generator, torch.Generator):
         return None
@@ -136,6 +147,53 @@ def _randint(high: int, batch: int, generator=None) -> torch.Tensor:
         gen_device = generator.device if generator is not None else torch.device("cpu")
         return torch.randint(0, high, (batch,), generator=generator, device=gen_device)
     return torch.cat([torch.randint(0, high, (1,), generator=g, device=g.device).cpu() for g in generators])
+
+
+# ---------------------------------------------------------------------------------------------
+# DPM-Solver++(2M): a pure function of a denoiser and a chain's alphas_cumprod
+# ---------------------------------------------------------------------------------------------
+
+
+def half_log_snr(abar: float) -> float:
+    """lambda = log(alpha / sigma) = log(sqrt(abar) / sqrt(1 - abar)), for 0 < abar < 1."""
+    return 0.5 * (math.log(abar) - math.log1p(-abar))
+
+
+def dpmpp_2m(denoise: Denoiser, x: torch.Tensor, alphas_cumprod: Sequence[float], progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): the probability-flow ODE solved in data
+    prediction, second order from the x0 of the current and the previous step.
+
+    alphas_cumprod: abar of the N chain indices, decreasing (index 0 = least noisy). ``x`` (B, C, H, W)
+    is at index N-1; the run visits N-1, ..., 0 (one ``denoise`` call each, the same grid as DDIM)
+    and ends on the clean image (abar = 1). With lambda = log(alpha/sigma), h = lambda_next - lambda:
+
+        x_next = (sigma_next / sigma) * x - alpha_next * expm1(-h) * D
+        D = (1 + 1/(2r)) * x0 - 1/(2r) * x0_previous,   r = h_previous / h
+
+    The first step (no previous x0) uses D = x0, which is exactly DDIM with eta 0; the last one
+    (sigma_next = 0, h infinite) returns x0, as DDIM does.
+    """
+    abar = [float(a) for a in alphas_cumprod]
+    total = len(abar)
+    previous_x0, previous_h = None, None
+    for done, index in enumerate(reversed(range(total)), start=1):
+        x0 = denoise(x, index)  # (B, C, H, W)
+        if index == 0:
+            x = x0
+        else:
+            abar_next = abar[index - 1]
+            alpha_next, sigma_next, sigma = math.sqrt(abar_next), math.sqrt(1 - abar_next), math.sqrt(1 - abar[index])
+            h = half_log_snr(abar_next) - half_log_snr(abar[index])  # > 0
+            if previous_x0 is None:
+                direction = x0
+            else:
+                c = h / (2 * previous_h)  # 1 / (2r)
+                direction = (1 + c) * x0 - c * previous_x0
+            x = (sigma_next / sigma) * x - alpha_next * math.expm1(-h) * direction
+            previous_x0, previous_h = x0, h
+        if progress is not None:
+            progress(done, total)
+    return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,18 +387,28 @@ class GaussianDiffusion:
     ) -> torch.Tensor:
         """Draw samples (B, C, H, W) in [-1, 1] by running ``steps`` denoising steps from noise.
 
-        sampler: "ddim" (``eta`` = 0 deterministic given the starting noise) or "ddpm" (ancestral).
+        sampler: "ddim" (``eta`` = 0 deterministic given the starting noise), "ddpm" (ancestral) or
+        "dpmpp-2m" (deterministic, second order; see :func:`dpmpp_2m`). Every sampler calls
+        ``model_fn`` once per step.
         generator: a torch.Generator or one per sample (dim 0); the only source of randomness.
         dynamic_threshold: Imagen percentile (e.g. 0.995) instead of static clipping of x0.
         progress: called as progress(steps_done, steps_total) after every step.
         """
-        if sampler not in SAMPLERS:
-            raise GlyphfuseError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+        check_sampler(sampler)
         if eta < 0:
             raise GlyphfuseError(f"eta must be >= 0, got {eta}")
+        if eta > 0 and sampler == "dpmpp-2m":
+            raise GlyphfuseError(f"eta is a ddim setting; dpmpp-2m is deterministic (got eta {eta})")
         chain = self.respace(steps or self.num_steps)
         shape = tuple(shape)
         x = initial_noise.to(device=device, dtype=torch.float32) if initial_noise is not None else randn(shape, generator, device)
+        if sampler == "dpmpp-2m":
+
+            def denoise(x_t: torch.Tensor, index: int) -> torch.Tensor:
+                t = torch.full((x_t.shape[0],), index, dtype=torch.long, device=x_t.device)
+                return chain._denoise(model_fn, x_t, t, clip, dynamic_threshold)[0]
+
+            return dpmpp_2m(denoise, x, chain.alphas_cumprod.tolist(), progress).clamp(-1.0, 1.0)
         total = chain.num_steps
         for done, index in enumerate(reversed(range(total)), start=1):
             stochastic = index > 0 and (sampler == "ddpm" or eta > 0)

@@ -6,6 +6,7 @@ C is 1 for grayscale ("L") and 3 for RGB.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,17 +62,29 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array.transpose(1, 2, 0), mode="RGB")
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file; a missing, truncated or corrupt file is a
-    GlyphfuseError naming the file."""
+def load_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image file; a missing, truncated or corrupt file, or one larger
+    than ``max_pixels`` (default: PIL's decompression-bomb limit, about 89 Mpx) is a one-line
+    GlyphfuseError naming the file. The size is checked from the header, before decoding, and
+    PIL's own DecompressionBombWarning is never printed."""
     path = Path(path)
+    limit = max_pixels or Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if limit and image.width * image.height > limit:
+                    raise GlyphfuseError(
+                        f"{path}: image is {image.width}x{image.height} ({image.width * image.height / 1e6:.1f} Mpx), "
+                        f"more than the {limit / 1e6:.1f} Mpx limit; refusing to decode it"
+                    )
+                image.load()
+                return image.copy()
     except FileNotFoundError:
         raise GlyphfuseError(f"{path}: no such image file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # PIL refuses images over twice its limit in open()
+        raise GlyphfuseError(f"{path}: image is more than the {limit / 1e6:.1f} Mpx limit; refusing to decode it") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise GlyphfuseError(f"{path}: unreadable or corrupt image ({exc})") from None
 
 

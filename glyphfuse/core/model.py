@@ -34,11 +34,11 @@ def _check_config(config: ModelConfig) -> None:
             f"model config {config.name!r}: unet.in_channels is {unet.in_channels}, a {kind} model with "
             f"{config.channels} image channel(s) needs {expected_in}"
         )
-    factor = 2 ** (len(unet.channel_mult) - 1)
+    factor = 2 ** (len(unet.channel_mult) - 1) * unet.patch_size
     if config.image_size % factor:
         raise GlyphfuseError(
             f"model config {config.name!r}: image_size {config.image_size} is not divisible by {factor} "
-            f"(2 ** (levels - 1) for channel_mult {tuple(unet.channel_mult)})"
+            f"(patch_size * 2 ** (levels - 1) for channel_mult {tuple(unet.channel_mult)})"
         )
 
 

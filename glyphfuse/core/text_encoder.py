@@ -1,7 +1,7 @@
 """Transformer text encoder with T5 relative position bias.
 
 Input of every token = token embedding + learned absolute position embedding + line embedding
-+ a projection of the diffusion timestep embedding (the encoder knows the noise level, so it runs
+(+ optionally a column-in-line embedding) + a projection of the diffusion timestep embedding (the encoder knows the noise level, so it runs
 again at every denoising step). Then ``depth`` pre-LayerNorm bidirectional blocks (self-attention
 with one T5 relative-position-bias table shared by all layers, GLU feed-forward) and a final
 LayerNorm. Padding keys are masked; BOS/NULL at position 0 is always a real key, so no attention
@@ -19,7 +19,7 @@ from torch import nn
 from glyphfuse.core.config import TextEncoderConfig
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.layers import GLUFeedForward, zero_module
-from glyphfuse.core.tokenizer import VOCAB_SIZE
+from glyphfuse.core.tokenizer import NEWLINE_ID, VOCAB_SIZE
 
 
 def relative_position_bucket(
@@ -83,6 +83,14 @@ class EncoderBlock(nn.Module):
         return x + self.ff(self.norm_ff(x))
 
 
+def column_ids(token_ids: torch.Tensor) -> torch.Tensor:
+    """(B, L) token ids -> (B, L) column of each token within its line: the BOS or newline token
+    that starts a line is column 0, its first character column 1."""
+    positions = torch.arange(token_ids.shape[1], device=token_ids.device).expand_as(token_ids)
+    line_start = torch.where(token_ids == NEWLINE_ID, positions, torch.zeros_like(positions))
+    return positions - torch.cummax(line_start, dim=1).values
+
+
 class TextEncoder(nn.Module):
     """(token_ids, line_ids, mask, time_emb) -> (B, L, width) token features."""
 
@@ -96,6 +104,7 @@ class TextEncoder(nn.Module):
         self.token_embed = nn.Embedding(VOCAB_SIZE, width)
         self.position_embed = nn.Embedding(config.max_length, width)
         self.line_embed = nn.Embedding(config.max_lines, width)
+        self.column_embed = nn.Embedding(config.max_length, width) if config.column_embedding else None
         # Token identity must dominate the input stream. With std-0.02 tables a default-initialised
         # timestep projection was ~25x larger than the tokens: every token looked the same to the
         # blocks and to the weave layers, and a 6,700-step CPU run learned to ignore the text
@@ -103,8 +112,9 @@ class TextEncoder(nn.Module):
         # enough: it grew within 1,000 steps and drowned the std-0.02 tokens again. So: unit-scale
         # tables (the pre-LN blocks normalise the sum anyway) and a timestep that enters at zero.
         self.time_proj = nn.Sequential(nn.SiLU(), zero_module(nn.Linear(time_embed_dim, width)))
-        for table in (self.token_embed, self.position_embed, self.line_embed):
-            nn.init.normal_(table.weight, std=1.0)
+        for table in (self.token_embed, self.position_embed, self.line_embed, self.column_embed):
+            if table is not None:
+                nn.init.normal_(table.weight, std=1.0)
         self.relative_bias = RelativePositionBias(heads, config.num_buckets, config.max_distance)
         self.blocks = nn.ModuleList([EncoderBlock(width, heads, config.ff_mult) for _ in range(config.depth)])
         self.norm_out = nn.LayerNorm(width)
@@ -125,6 +135,8 @@ class TextEncoder(nn.Module):
             + self.line_embed(line_ids.clamp(0, self.config.max_lines - 1))
             + self.time_proj(time_emb)[:, None, :]
         )  # (B, L, W)
+        if self.column_embed is not None:
+            x = x + self.column_embed(column_ids(token_ids))
         # additive mask: shared relative bias + -inf on this row's padding keys (batch-major)
         key_pad = torch.zeros(B, 1, 1, L, dtype=x.dtype, device=x.device).masked_fill(~mask[:, None, None, :], float("-inf"))
         attn_bias = self.relative_bias(L, x.device).to(x.dtype) + key_pad  # (B, H, L, L)

@@ -9,6 +9,7 @@ Layout (module names are part of the checkpoint format; warm start relies on the
     output_blocks[j]                 per level, deepest first: (num_res_blocks + 1) x
                                      UNetBlock(res[, weave][, attn][, up]) fed with skip concat
     out                              GroupNorm, SiLU, zero-initialised 3x3 conv
+    (patch_size p > 1: pixel-unshuffle before input_conv, pixel-shuffle after out)
     position_tables["<size>"]        axial position embedding shared by the weave layers at <size>
 
 A super-resolution U-Net is a base U-Net plus one new OUTERMOST level (channel_mult prefixed by
@@ -112,9 +113,10 @@ class UNet(nn.Module):
         head_ch, dropout = config.head_channels, config.dropout
 
         ch = base * mults[0]
-        self.input_conv = nn.Conv2d(config.in_channels, ch, 3, padding=1)
+        self.patch_size = config.patch_size
+        self.input_conv = nn.Conv2d(config.in_channels * self.patch_size**2, ch, 3, padding=1)
         skip_channels = [ch]
-        size = image_size
+        size = image_size // self.patch_size
         self.input_blocks = nn.ModuleList()
         for level, mult in enumerate(mults):
             for _ in range(n_res):
@@ -149,10 +151,12 @@ class UNet(nn.Module):
                 if up is not None:
                     size *= 2
 
-        self.out = nn.Sequential(group_norm(ch), nn.SiLU(), zero_module(nn.Conv2d(ch, config.out_channels, 3, padding=1)))
+        self.out = nn.Sequential(group_norm(ch), nn.SiLU(), zero_module(nn.Conv2d(ch, config.out_channels * self.patch_size**2, 3, padding=1)))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         positions = {size: table() for size, table in self.position_tables.items()}  # each (1, 2C, s, s)
+        if self.patch_size > 1:
+            x = F.pixel_unshuffle(x, self.patch_size)  # (B, C * p * p, H / p, W / p)
         h = self.input_conv(x)
         skips = [h]
         for block in self.input_blocks:
@@ -162,4 +166,5 @@ class UNet(nn.Module):
         for block in self.output_blocks:
             h = torch.cat([h, skips.pop()], dim=1)
             h, text = block(h, emb, text, text_mask, positions)
-        return self.out(h)
+        out = self.out(h)
+        return F.pixel_shuffle(out, self.patch_size) if self.patch_size > 1 else out
