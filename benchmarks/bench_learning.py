@@ -57,7 +57,7 @@ def curve(args: argparse.Namespace) -> list[dict]:
     checkpoints = sorted((args.run / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
     if args.every:
         checkpoints = [c for c in checkpoints if int(c.name.split("_")[1]) % args.every == 0]
-    batch = json.loads((args.run / "run.json").read_text())["config"]["batch_size"] if (args.run / "run.json").is_file() else args.batch_size
+    batch = json.loads((args.run / "run.json").read_text())["batch_size"] if (args.run / "run.json").is_file() else args.batch_size
     rows = []
     for checkpoint in checkpoints:
         step = int(read_checkpoint_info(checkpoint).get("metadata", {}).get("step") or checkpoint.name.split("_")[1])
