@@ -161,9 +161,6 @@ class SynthStyle:
         """A copy with ``changes`` applied; ``None`` values are ignored (options not given)."""
         return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 # The data the shipped models were trained on (docs/data.md has the measurements behind them).
 DATA_RECIPES: dict[str, SynthStyle] = {
@@ -187,11 +184,11 @@ def get_data_recipe(name: str) -> SynthStyle:
     return DATA_RECIPES[name]
 
 
-def parse_range(text: str, option: str, kind=int) -> tuple:
+def parse_range(text: str, option: str) -> tuple[int, int]:
     """"2-5" (or "3") -> (2, 5); a one-line error naming ``option`` otherwise."""
     low, _, high = str(text).partition("-")
     try:
-        return kind(low), kind(high or low)
+        return int(low), int(high or low)
     except ValueError:
         raise GlyphfuseError(f"{option} must look like 2-5 or 3, not {text!r}") from None
 
@@ -597,7 +594,7 @@ def image_rng(seed: int, index: int) -> random.Random:
 
 
 def _choose_text(source: SynthSource, rng: random.Random, ladder: Sequence[int], room: int, size: int):
-    """(lines, font_path, font_px, Layout) of one image, or None to try again."""
+    """(font_path, font_px, Layout) of one image, or None to try again."""
     style = source.style
     words = source.words or load_words()
     if source.texts is not None or style.charset == "printable":
@@ -790,7 +787,8 @@ def synthesize(
         raise GlyphfuseError(f"--size must be at least 16 px, not {size}")
     if workers < 1:
         raise GlyphfuseError(f"--workers must be at least 1, not {workers}")
-    font_px = font_px or style.font_px
+    style = style.replace(font_px=font_px)  # --font-size overrides the recipe's; the style carries it from here
+    font_px = style.font_px
     if font_px is not None and not (4 <= font_px[0] <= font_px[1] <= size):
         raise GlyphfuseError(f"--font-size must be MIN-MAX px with 4 <= MIN <= MAX <= {size}, not {font_px[0]}-{font_px[1]}")
     font_paths = [str(path) for path in discover_fonts(fonts_dir)]
@@ -806,7 +804,7 @@ def synthesize(
         if not usable:
             raise GlyphfuseError(f"text file {text_file}: no font in the fonts folder has all characters of any line (first line: {texts[0]!r})")
         texts, skipped = usable, len(texts) - len(usable)
-    source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words(), font_px=font_px, style=style)
+    source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words(), style=style)
     out = prepare_out_dir(out_dir, overwrite)
     tasks = [(start, min(start + CHUNK_SIZE, count), count) for start in range(0, count, CHUNK_SIZE)]
 

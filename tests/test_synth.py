@@ -235,8 +235,6 @@ def test_font_size_range_option(tmp_path):
 
 
 def _styled(style, count: int = 40, size: int | None = None, seed: int = 0):
-    from glyphfuse.synth import SynthStyle  # noqa: F401  (style is one)
-
     fonts = [path for path in FONTS if not style.fonts or Path(path).name in style.fonts]
     source = SynthSource(size=size or style.size, seed=seed, color=False, font_paths=fonts, words=load_words(), style=style)
     return [render_example(source, index) for index in range(count)]
