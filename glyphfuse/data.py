@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from glyphfuse.core.checkpoint import output_error, write_bytes_atomic
+from glyphfuse.core.files import output_error, write_bytes_atomic
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import load_image
 from glyphfuse.core.tokenizer import encoded_length

@@ -23,39 +23,12 @@ the original test prompt). Their words are held out: none is in the synth-fonts 
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.metrics import cer, exact, summarize
-
-PROMPT_SETS = ("words", "lines2", "strings", "short", "phrases", "multiline", "original")
-DEFAULT_PROMPT_SET = "words"
-
-
-def prompt_set_text(name: str) -> str:
-    """The text of a packaged prompt set (``words``, ``short``, ``phrases``, ``multiline``)."""
-    if name not in PROMPT_SETS:
-        raise GlyphfuseError(f"unknown prompt set {name!r}; choose one of {', '.join(PROMPT_SETS)} or give a prompt file")
-    return resources.files("glyphfuse").joinpath(f"resources/prompts/{name}.txt").read_text(encoding="utf-8")
-
-
-def load_prompts(source: str | Path | None = None) -> tuple[list[str], str]:
-    """(prompts, where they came from) from a prompt file or a packaged set name (default ``words``).
-
-    A prompt file has one prompt per line, a literal ``\\n`` is a line break, '#' comments and
-    blank lines are ignored (the same reader as train-base's --sample-prompts).
-    """
-    from glyphfuse.train import load_prompt_file
-
-    if source is None:
-        source = DEFAULT_PROMPT_SET
-    if str(source) in PROMPT_SETS and not Path(source).exists():
-        with resources.as_file(resources.files("glyphfuse").joinpath(f"resources/prompts/{source}.txt")) as path:
-            return load_prompt_file(path), f"glyphfuse:{source}"
-    return load_prompt_file(source), str(source)
-
+from glyphfuse.prompts import PROMPT_SETS, load_prompts, prompt_set_text  # noqa: F401 (the eval API)
 
 def _nan_to_none(value):
     return None if isinstance(value, float) and value != value else value
@@ -120,7 +93,8 @@ def evaluate_model(
         batch_size=batch_size, show_progress=show_progress,
     )
     if images_dir is not None:
-        from glyphfuse.data import encode_png, write_bytes_atomic
+        from glyphfuse.core.files import write_bytes_atomic
+        from glyphfuse.data import encode_png
 
         Path(images_dir).mkdir(parents=True, exist_ok=True)
         for j, result in enumerate(results):

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import torch
 
-from glyphfuse.core.checkpoint import check_writable
+from glyphfuse.core.files import check_writable
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
 
@@ -268,7 +268,8 @@ def candidate_file_name(candidate: Candidate, jobs: int) -> str:
 def save_candidates(results: Sequence[PipelineResult], out_dir: str | Path) -> Path:
     """Save every candidate of ``results`` as a PNG (name: output, candidate index, stage, score)
     into ``out_dir`` plus ``candidates.json`` listing them; returns the listing's path."""
-    from glyphfuse.data import encode_png, write_bytes_atomic
+    from glyphfuse.core.files import write_bytes_atomic
+    from glyphfuse.data import encode_png
 
     out_dir = Path(out_dir)  # the writes create it; they fail with one line naming the file
     rows = []

@@ -171,7 +171,7 @@ def report_csv(rows: list[dict]) -> str:
 
 def write_report(path: str | Path, text: str) -> None:
     """Write a report atomically (UTF-8), creating its folder if needed."""
-    from glyphfuse.data import write_bytes_atomic
+    from glyphfuse.core.files import write_bytes_atomic
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, text.encode("utf-8"))

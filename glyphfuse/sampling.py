@@ -20,6 +20,7 @@ import torch
 
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.prompts import parse_prompt  # noqa: F401 (part of the sampling API)
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 NO_DEFAULT_MODEL = "no default model is installed yet; pass --checkpoint DIR (train one with glyphfuse train-base)"
@@ -67,11 +68,6 @@ def domain_warning(prompt: str, checkpoint_dir: str | Path | None = None) -> str
     if not problems:
         return None
     return f"the prompt is outside what this model was trained to write ({'; '.join(problems)}): {domain.get('summary', 'see glyphfuse info')}. Sampling anyway."
-
-
-def parse_prompt(cli_text: str) -> str:
-    """Command-line prompt -> text: the two characters backslash + n become a line break."""
-    return cli_text.replace("\\n", "\n")
 
 
 def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, low_res: torch.Tensor | None = None, autocast: torch.dtype | None = None) -> Callable:
@@ -258,7 +254,7 @@ def check_output(out: str | Path) -> None:
     """Check BEFORE sampling that :func:`save_images` can write ``out`` (and ``out_1`` ... beside
     it, with the same extension): a known image extension and a folder where files can be
     created (created if missing). GlyphfuseError naming the path otherwise."""
-    from glyphfuse.core.checkpoint import check_writable
+    from glyphfuse.core.files import check_writable
 
     check_writable(out)
     _image_format(Path(out))
@@ -267,7 +263,7 @@ def check_output(out: str | Path) -> None:
 def _save_image_atomic(image, path: Path) -> None:
     import io
 
-    from glyphfuse.core.checkpoint import write_bytes_atomic
+    from glyphfuse.core.files import write_bytes_atomic
 
     buffer = io.BytesIO()
     image.save(buffer, format=_image_format(path))

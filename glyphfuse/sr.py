@@ -63,7 +63,7 @@ class _WithLowResNoiseLevel(nn.Module):
 def noise_low_res(low_res: torch.Tensor, level: float, seed: int) -> torch.Tensor:
     """The training-time noise augmentation at a fixed ``level``; image i's noise comes from a
     generator seeded by (seed, i), so it does not depend on the batch."""
-    from glyphfuse.train import augment_low_res
+    from glyphfuse.core.diffusion import augment_low_res
 
     noise = torch.stack([
         torch.randn(low_res.shape[1:], generator=torch.Generator().manual_seed((int(seed) + i) ^ 0x5EEDF00D)) for i in range(low_res.shape[0])
@@ -115,89 +115,3 @@ def upsample_with_sr(
         model, sr_config, prompts, steps=steps, sampler=sampler, guidance=guidance, seed=seed, device=device, eta=eta,
         dynamic_threshold=dynamic_threshold, low_res=low_res, show_progress=show_progress, batch_size=batch_size,
     )
-
-
-def make_low_res(images: torch.Tensor, low_res_size: int, *, blur: bool = False, seed: int = 0) -> torch.Tensor:
-    """The clean (no noise augmentation) SR conditioning of targets (B, C, H, W): the trainer's
-    area downsampling and optional light blur."""
-    from glyphfuse.train import prepare_super_resolution_batch
-
-    low_res, _ = prepare_super_resolution_batch(images, low_res_size, 0.0, torch.Generator().manual_seed(seed), blur=blur)
-    return low_res
-
-
-def sr_sample_grid(model: nn.Module, config: ModelConfig, images: torch.Tensor, texts: Sequence[str], *, steps: int, guidance: float, seed: int, blur: bool = False, device=None):
-    """A PIL grid with one row per example: low-res input (nearest-upscaled) | SR output | ground truth."""
-    import torch.nn.functional as F
-
-    from glyphfuse.core.images import make_grid, tensor_to_pil
-
-    low_res = make_low_res(images, config.low_res_size, blur=blur, seed=seed)
-    upsampled = upsample_with_sr(model, config, list(texts), low_res, steps=steps, seed=seed, guidance=guidance, device=device)
-    shown_low = F.interpolate(low_res, size=images.shape[-2:], mode="nearest")
-    pictures = []
-    for low, sr, truth in zip(shown_low, upsampled, images):
-        pictures += [tensor_to_pil(low), tensor_to_pil(sr), tensor_to_pil(truth.cpu())]
-    return make_grid(pictures, columns=3)
-
-
-def sr_sample_examples(dataset, count: int) -> tuple[torch.Tensor, list[str]]:
-    """The first ``count`` examples of a training dataset as (images (B, C, H, W), texts): the
-    fixed ground truth of the SR sample grids."""
-    items = [dataset[i] for i in range(min(count, len(dataset)))]
-    return torch.stack([image for image, _ in items]), [text for _, text in items]
-
-
-# ---------------------------------------------------------------------------------------------
-# train-sr: the shared trainer, initialised from a warm-started SR checkpoint
-# ---------------------------------------------------------------------------------------------
-
-
-def init_from_checkpoint(path: str | Path):
-    """An ``init_model`` hook for :func:`glyphfuse.train.train` that loads the weights of the
-    checkpoint folder ``path`` (e.g. made by ``glyphfuse warm-start``) into the fresh model."""
-    from glyphfuse.core.checkpoint import WEIGHTS_NAME, check_state_dict, load_safetensors
-
-    weights_path = Path(path) / WEIGHTS_NAME
-
-    def init_model(model: nn.Module) -> None:
-        tensors = load_safetensors(weights_path)
-        expected = model.state_dict()
-        check_state_dict(expected, tensors, str(weights_path))
-        with torch.no_grad():
-            for name, tensor in expected.items():
-                tensor.copy_(tensors[name])
-
-    return init_model
-
-
-def train_sr(data, out, *, init=None, model: str | None = None, config_file=None, overrides: dict | None = None, resume: bool | None = None, **train_kwargs):
-    """Train a super-resolution model on the image folder ``data`` into the run folder ``out``
-    with the shared trainer (resume, torchrun, EMA, checkpoints; sample grids show low-res input |
-    SR output | ground truth).
-
-    init: SR checkpoint folder to start from (``glyphfuse warm-start``); its config is the model.
-    model: instead, an SR ModelConfig JSON file (or preset, e.g. sr256) trained from random init.
-    A run folder that already has a checkpoint resumes it; ``init`` is then not loaded again.
-    """
-    from glyphfuse import train as trainer
-    from glyphfuse.core.checkpoint import load_checkpoint_config
-
-    overrides = dict(overrides or {})
-    init_model = None
-    resuming = resume is not False and trainer.find_latest_checkpoint(out) is not None
-    if init is not None:
-        if model is not None:
-            raise GlyphfuseError("give either --init SR_CKPT or --model, not both")
-        init_config = load_checkpoint_config(init)
-        if not init_config.is_super_resolution:
-            raise GlyphfuseError(f"{init}: {init_config.name!r} is not a super-resolution checkpoint; make one with glyphfuse warm-start BASE_CKPT --out SR_CKPT")
-        overrides["model"] = init_config.to_dict()
-        init_model = init_from_checkpoint(init)
-    elif model is None and not resuming:
-        raise GlyphfuseError(f"{out}: a new SR run needs --init SR_CKPT (from glyphfuse warm-start) or --model SR_CONFIG")
-    train_config = trainer.config_for_run(data, out, config_file=config_file, model=model, overrides=overrides, resume=resume)
-    model_config = train_config.model_config()
-    if not model_config.is_super_resolution:
-        raise GlyphfuseError(f"model {model_config.name!r} is not a super-resolution model; train-sr needs one (train base models with train-base)")
-    return trainer.train(train_config, out, resume=resume, init_model=init_model, **train_kwargs)

@@ -47,6 +47,7 @@ from PIL import Image, ImageDraw
 
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data import METADATA_FILE, MetadataWriter, write_example
+from glyphfuse.prompts import PROMPT_SETS, load_prompts, read_prompt_lines
 from glyphfuse.fonts import LAYOUT_CHARACTERS, discover_fonts, font_charset, font_supports, load_font
 
 MAX_LINES = 6  # most lines in one image
@@ -83,18 +84,9 @@ def load_words() -> tuple[str, ...]:
 
 
 def load_text_file(path: str | Path) -> list[str]:
-    """Transcripts from a text file: one per non-blank line; a literal ``\\n`` is a line break."""
-    path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GlyphfuseError(f"text file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GlyphfuseError(f"text file {path} is not readable UTF-8 text ({exc})") from None
-    texts = [line.strip().replace("\\n", "\n") for line in raw.splitlines() if line.strip()]
-    if not texts:
-        raise GlyphfuseError(f"text file {path} has no non-blank lines")
-    return texts
+    """Transcripts from a text file: one per non-blank line; a literal ``\\n`` is a line break
+    (the prompt-file reader, with '#' kept: a transcript may start with it)."""
+    return read_prompt_lines(path, comments=False, what="text file")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,15 +197,11 @@ def token_key(token: str) -> str:
 def held_out_tokens() -> frozenset[str]:
     """Every token of the packaged eval prompt sets (glyphfuse/resources/prompts/*.txt): synth
     never renders them, so eval measures spelling of words the model has never seen."""
-    folder = resources.files("glyphfuse").joinpath("resources/prompts")
     tokens = set()
-    for entry in folder.iterdir():
-        if not entry.name.endswith(".txt") or entry.name in NOT_HELD_OUT:
-            continue
-        for line in entry.read_text(encoding="utf-8").splitlines():
-            if line.strip().startswith("#"):
-                continue
-            tokens.update(token_key(token) for token in line.replace("\\n", " ").split())
+    for name in PROMPT_SETS:
+        if f"{name}.txt" not in NOT_HELD_OUT:
+            prompts, _ = load_prompts(name)
+            tokens.update(token_key(token) for prompt in prompts for token in prompt.split())
     tokens.discard("")
     return frozenset(tokens)
 

@@ -72,9 +72,11 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from glyphfuse.core.checkpoint import TRAINING_STATE_NAME, output_error, parameter_counts, write_bytes_atomic
+from glyphfuse.core.checkpoint import TRAINING_STATE_NAME, parameter_counts
+from glyphfuse.core.files import output_error, write_bytes_atomic
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data import ImageTextDataset, problem_summary
+from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS
 from glyphfuse.train_config import TrainConfig, build_train_config
 
 try:
@@ -83,33 +85,16 @@ except ImportError:  # Windows: run folders are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
-    "DEFAULT_SAMPLE_PROMPTS",
     "TrainConfig",
     "TrainResult",
     "Batch",
     "build_train_config",
     "config_for_run",
-    "load_prompt_file",
     "train",
-    "prepare_super_resolution_batch",
-    "augment_low_res",
     "epoch_shard",
     "find_latest_checkpoint",
     "run_config_path",
 ]
-
-# The prompts of the sample grids (examples/sample_prompts.txt holds the same lines). Short enough
-# for the tiny preset's 48-token text encoder; a mix of words, capitals, digits and line breaks.
-DEFAULT_SAMPLE_PROMPTS: tuple[str, ...] = (
-    "hello",
-    "the\nwhat string",
-    "GLYPH",
-    "fuse 42",
-    "Open\nDaily",
-    "sale 50%",
-    "abc xyz",
-    "NO\nEXIT",
-)
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -143,24 +128,6 @@ class TrainResult:
     @property
     def exit_code(self) -> int:
         return SIGNAL_EXIT_CODES.get(self.interrupted or "", 0)
-
-
-def load_prompt_file(path: str | Path) -> list[str]:
-    """Prompts from a text file: one per line, a literal backslash-n is a line break; blank lines
-    and lines starting with '#' are skipped."""
-    from glyphfuse.sampling import parse_prompt
-
-    path = Path(path)
-    if not path.is_file():
-        raise GlyphfuseError(f"{path}: no such prompt file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise GlyphfuseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    prompts = [parse_prompt(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not prompts:
-        raise GlyphfuseError(f"{path}: no prompts in the file")
-    return prompts
 
 
 def run_config_path(run_dir: str | Path) -> Path:
@@ -345,47 +312,6 @@ class Batch:
     low_res_noise_level: torch.Tensor | None = None  # (B,) in [0, 1]
 
 
-def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-sample separable Gaussian blur. images (B, C, H, W), sigma (B,) in pixels (small)."""
-    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)  # (K,)
-    kernels = torch.exp(-0.5 * (offsets[None] / sigma[:, None].to(images)) ** 2)  # (B, K)
-    kernels = kernels / kernels.sum(dim=1, keepdim=True)
-    batch, channels, height, width = images.shape
-    x = images.reshape(1, batch * channels, height, width)
-    k = kernels.repeat_interleave(channels, dim=0)  # (B*C, K)
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = F.conv2d(x, k[:, None, None, :], groups=batch * channels)  # along W
-    x = F.conv2d(x, k[:, None, :, None], groups=batch * channels)  # along H
-    return x.reshape(batch, channels, height, width)
-
-
-def augment_low_res(low_res: torch.Tensor, level: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Noise augmentation of the SR conditioning image, variance preserving:
-    sqrt(1 - level^2) * low_res + level * noise.  low_res, noise (B, C, h, w); level (B,) in [0, 1].
-    Sampling must apply the same function with the level it passes as low_res_noise_level."""
-    level = level.to(low_res).view(-1, 1, 1, 1)
-    return (1.0 - level.square()).sqrt() * low_res + level * noise
-
-
-def prepare_super_resolution_batch(
-    images: torch.Tensor, low_res_size: int, noise_max: float, generator: torch.Generator, *, blur: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Make the SR conditioning for targets ``images`` (B, C, H, W): area-downsample to
-    ``low_res_size``, optionally blur lightly (sigma ~ U(0.4, 0.6) per sample, as the original),
-    then noise-augment with level ~ U(0, noise_max) per sample.
-    Returns (low_res (B, C, low_res_size, low_res_size), level (B,)). ``generator`` is a CPU
-    generator; all draws come from it, so the result is reproducible on any device."""
-    batch = images.shape[0]
-    low_res = F.interpolate(images, size=(low_res_size, low_res_size), mode="area")
-    if blur:
-        sigma = 0.4 + 0.2 * torch.rand(batch, generator=generator)
-        low_res = _gaussian_blur(low_res, sigma.to(low_res.device))
-    level = noise_max * torch.rand(batch, generator=generator)  # (B,)
-    noise = torch.randn(low_res.shape, generator=generator).to(low_res)
-    return augment_low_res(low_res, level.to(low_res.device), noise), level.to(images.device)
-
-
 def _make_batch(images: torch.Tensor, texts: list[str], config: TrainConfig, model_config, generator: torch.Generator, device: torch.device) -> Batch:
     """Move a loaded batch to ``device``, apply text dropout and (for SR models) build low_res.
     All draws come from the CPU ``generator`` in a fixed order."""
@@ -394,6 +320,8 @@ def _make_batch(images: torch.Tensor, texts: list[str], config: TrainConfig, mod
     dropped: list[str | None] = [None if d else t for d, t in zip(drop.tolist(), texts)]
     batch = Batch(images=images, texts=dropped)
     if model_config.low_res_size is not None:
+        from glyphfuse.sr_train import prepare_super_resolution_batch  # until the trainer takes model inputs from outside
+
         batch.low_res, batch.low_res_noise_level = prepare_super_resolution_batch(
             images, model_config.low_res_size, model_config.low_res_noise_max, generator, blur=config.sr_blur
         )
@@ -769,7 +697,7 @@ def _write_samples(path: Path, ema, model_config, prompts: Sequence[str], config
     from glyphfuse.core.images import make_grid, tensor_to_pil
 
     if model_config.is_super_resolution:
-        from glyphfuse.sr import sr_sample_examples, sr_sample_grid
+        from glyphfuse.sr_train import sr_sample_examples, sr_sample_grid
 
         truth, texts = sr_sample_examples(dataset, len(prompts))
         grid = sr_sample_grid(ema, model_config, truth, texts, steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, blur=config.sr_blur, device=device)

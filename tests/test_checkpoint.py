@@ -14,8 +14,8 @@ from glyphfuse.core.checkpoint import (
     read_checkpoint_info,
     save_checkpoint,
     save_safetensors_atomic,
-    write_json_atomic,
 )
+from glyphfuse.core.files import write_json_atomic
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.tokenizer import tokenize
 from helpers import micro_config, random_model

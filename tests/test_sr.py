@@ -19,7 +19,8 @@ from glyphfuse.core.config import get_preset, sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.model import GlyphModel
 from glyphfuse.sampling import generate, save_images
-from glyphfuse.sr import check_sr_compatible, init_from_checkpoint, make_low_res, train_sr, upsample_with_sr
+from glyphfuse.sr import check_sr_compatible, upsample_with_sr
+from glyphfuse.sr_train import init_from_checkpoint, make_low_res, train_sr
 from glyphfuse.train import find_latest_checkpoint
 from glyphfuse.warm_start import warm_start_checkpoint
 

@@ -23,15 +23,9 @@ from glyphfuse.core import checkpoint as checkpoint_module
 from glyphfuse.core.checkpoint import load_checkpoint
 from glyphfuse.core.errors import GlyphfuseError
 import glyphfuse.train as train_module
-from glyphfuse.train import (
-    DEFAULT_SAMPLE_PROMPTS,
-    TrainConfig,
-    epoch_shard,
-    find_latest_checkpoint,
-    load_prompt_file,
-    prepare_super_resolution_batch,
-    train,
-)
+from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS, load_prompt_file
+from glyphfuse.sr_train import prepare_super_resolution_batch
+from glyphfuse.train import TrainConfig, epoch_shard, find_latest_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 5  # 12 images / batch 4 = 3 steps per epoch: the runs cross an epoch boundary

@@ -27,6 +27,7 @@ import torch
 
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.files import fsync_dir, output_error, umask, write_bytes_atomic
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -34,87 +35,6 @@ TRAINING_STATE_NAME = "training_state.safetensors"  # what the trainer adds to i
 CARD_NAME = "card.json"  # optional model card: recipe and measured scores (the packaged model has one)
 FORMAT_VERSION = 1
 STORAGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic file writing (shared with the trainer)
-# ---------------------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # e.g. Windows: directories cannot be opened
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def output_error(path: str | Path, exc: OSError) -> GlyphfuseError:
-    """The one-line error for an output that cannot be written: the path and the cause (disk
-    full, read-only file system, permission denied, a file where a folder should be ...)."""
-    path = Path(path)
-    for ancestor in path.parents:
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                return GlyphfuseError(f"{path}: cannot write: {ancestor} is a file, not a folder")
-            break
-    return GlyphfuseError(f"{path}: cannot write ({exc.strerror or exc})")
-
-
-def check_writable(path: str | Path) -> None:
-    """GlyphfuseError unless a file can be written at ``path``: its folder is created if needed and
-    a probe file is created and removed there. Call it before expensive work, not after."""
-    path = Path(path)
-    if path.is_dir():
-        raise GlyphfuseError(f"{path}: is a folder; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise output_error(path, exc) from None
-
-
-def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and os.replace it over ``path``, so
-    ``path`` is always either the old or the complete new file. ``durable``: fsync before the
-    rename (a crash cannot leave an empty file). A failure (disk full, read-only ...) removes the
-    temporary file and raises a one-line GlyphfuseError naming ``path`` and the cause."""
-    path = Path(path)
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise output_error(path, exc) from None
-        raise
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON, atomically."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _storable(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
@@ -219,7 +139,7 @@ def save_checkpoint(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; use the usual permissions
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700 folders; use the usual permissions
         files = {WEIGHTS_NAME: save(state, metadata={"format": "pt", "glyphfuse_version": __version__}), CONFIG_NAME: config_bytes}
         for name, data in (extra_files or {}).items():
             if Path(name).name != name or name in files:
@@ -230,13 +150,13 @@ def save_checkpoint(
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.old-"))
             old.rmdir()
             os.replace(path, old)  # move the previous checkpoint aside ...
         os.replace(tmp, path)  # ... and put the complete new one in its place
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -24,6 +24,8 @@ from typing import Any
 
 from glyphfuse.core.errors import GlyphfuseError
 
+SCHEDULES = ("linear", "cosine")  # noise schedules (glyphfuse.core.diffusion.make_betas)
+PREDICTIONS = ("eps", "v")  # what the network predicts (glyphfuse.core.diffusion)
 
 @dataclass
 class TextEncoderConfig:
@@ -220,7 +222,6 @@ def validate_model_config(config: "ModelConfig", where: str = "config") -> None:
         raise GlyphfuseError(f"{where}.low_res_size: {config.low_res_size} must be smaller than image_size {config.image_size}")
     if config.unet.patch_size > config.image_size:
         raise GlyphfuseError(f"{where}.unet.patch_size: {config.unet.patch_size} is larger than image_size {config.image_size}")
-    from glyphfuse.core.diffusion import PREDICTIONS, SCHEDULES  # the names live with their code (imports torch)
 
     for key, value, known in (("schedule", config.diffusion.schedule, SCHEDULES), ("prediction", config.diffusion.prediction, PREDICTIONS)):
         if value not in known:

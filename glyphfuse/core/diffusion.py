@@ -30,14 +30,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from glyphfuse.core.config import DiffusionConfig
+from glyphfuse.core.config import PREDICTIONS, SCHEDULES, DiffusionConfig
 from glyphfuse.core.errors import GlyphfuseError
 
 # model_fn(x_t (B, C, H, W), timesteps (B,) float in the original 0..T-1 scale) -> output (B, C, H, W)
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-SCHEDULES = ("linear", "cosine")
-PREDICTIONS = ("eps", "v")
 SAMPLERS = ("ddim", "ddpm", "dpmpp-2m")
 
 # denoise(x (B, C, H, W) at chain index i, i) -> predicted (clipped) x0 (B, C, H, W)
@@ -110,6 +108,14 @@ def dynamic_threshold(x0: torch.Tensor, percentile: float) -> torch.Tensor:
     s = torch.quantile(flat, percentile, dim=1).clamp(min=1.0).to(x0.dtype)  # (B,)
     s = s.view(-1, *([1] * (x0.ndim - 1)))
     return torch.maximum(torch.minimum(x0, s), -s) / s
+
+
+def augment_low_res(low_res: torch.Tensor, level: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Noise augmentation of a super-resolution model's low-res input, variance preserving:
+    sqrt(1 - level^2) * low_res + level * noise. low_res, noise (B, C, h, w); level (B,) in [0, 1].
+    Training and sampling both use it; the model is told the level (``low_res_noise_level``)."""
+    level = level.to(low_res).view(-1, 1, 1, 1)
+    return (1.0 - level.square()).sqrt() * low_res + level * noise
 
 
 def check_sampler(name: str) -> None:
