@@ -26,6 +26,7 @@ from pathlib import Path
 from glyphfuse.core.checkpoint import read_checkpoint_info
 from glyphfuse.core.config import get_preset
 from glyphfuse.evaluate import run_eval
+from glyphfuse.run_folder import CHECKPOINTS, find_latest_checkpoint, run_config_path, step_of
 from glyphfuse.synth import get_data_recipe, synthesize
 from glyphfuse.train import config_for_run, train
 
@@ -54,13 +55,14 @@ def row_text(label: str, images: int, scores: dict) -> str:
 
 
 def curve(args: argparse.Namespace) -> list[dict]:
-    checkpoints = sorted((args.run / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    checkpoints = sorted((p for p in (args.run / CHECKPOINTS).iterdir() if p.is_dir() and step_of(p) is not None), key=step_of)
     if args.every:
-        checkpoints = [c for c in checkpoints if int(c.name.split("_")[1]) % args.every == 0]
-    batch = json.loads((args.run / "run.json").read_text())["batch_size"] if (args.run / "run.json").is_file() else args.batch_size
+        checkpoints = [c for c in checkpoints if step_of(c) % args.every == 0]
+    run_json = run_config_path(args.run)
+    batch = json.loads(run_json.read_text())["batch_size"] if run_json.is_file() else args.batch_size
     rows = []
     for checkpoint in checkpoints:
-        step = int(read_checkpoint_info(checkpoint).get("metadata", {}).get("step") or checkpoint.name.split("_")[1])
+        step = int(read_checkpoint_info(checkpoint).get("metadata", {}).get("step") or step_of(checkpoint))
         scores = evaluate(checkpoint, args.prompts, args.n, args.sample_steps, args.device)
         rows.append({"step": step, "images": step * batch, "scores": scores})
         print(row_text(f"step {step}", step * batch, scores), flush=True)
@@ -88,7 +90,7 @@ def ablation(args: argparse.Namespace) -> list[dict]:
             started = time.perf_counter()
             train(config_for_run(data, run, model=str(model_file), overrides=overrides), run)
             seconds = time.perf_counter() - started
-            scores = evaluate(run / "checkpoints" / f"step_{args.steps}", args.prompts, args.n, args.sample_steps, args.device)
+            scores = evaluate(find_latest_checkpoint(run), args.prompts, args.n, args.sample_steps, args.device)
             rows.append({"variant": name, "images": args.steps * args.batch_size, "train_seconds": seconds, "scores": scores})
             print(row_text(name, args.steps * args.batch_size, scores) + f"  ({seconds:.0f} s training)", flush=True)
     return rows

@@ -21,6 +21,7 @@ import random
 import time
 from pathlib import Path
 
+import pytesseract
 from PIL import Image, ImageDraw, ImageFont
 
 from glyphfuse import ocr
@@ -88,8 +89,6 @@ def accuracy(read: list[str], texts: list[str]) -> str:
 
 def per_image_pytesseract(images: list[Image.Image]) -> float:
     """ms/img of one pytesseract call per image (same preprocessing and flags)."""
-    import pytesseract
-
     config = f"--psm {ocr.DEFAULT_PSM} " + " ".join(ocr.DICTIONARIES_OFF)
     start = time.perf_counter()
     for image in images:

@@ -12,6 +12,9 @@ and hooks on the model's text encoder and U-Net count and time their calls:
   guidance != 1: the conditional and null rows share one batched forward);
 * text encoder: it takes the timestep, so it runs again at every step; its time per forward and
   its share of the sampling time (what caching its output could save at most).
+
+The default sampler and step count of glyphfuse are ``glyphfuse.settings.DEFAULT_SAMPLER`` and
+``DEFAULT_STEPS``; this benchmark is how to choose them.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from pathlib import Path
 
 import torch
 
-from glyphfuse import sampling
+from glyphfuse import ocr, sampling
 from glyphfuse.core.checkpoint import load_checkpoint_config
 from glyphfuse.core.diffusion import SAMPLERS, space_timesteps
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.evaluate import load_prompts, run_eval
+from glyphfuse.settings import SamplingSettings
+
+DEFAULTS = SamplingSettings()
 
 
 class SamplingMeter:
@@ -66,11 +72,11 @@ class SamplingMeter:
     def __enter__(self) -> "SamplingMeter":
         self._generate = sampling.generate
 
-        def measured_generate(model, config, prompts, **kwargs):
+        def measured_generate(model, config, prompts, *args, **kwargs):
             handles = self._hooks(model.text_encoder, "text") + self._hooks(model.unet, "unet")
             started = time.perf_counter()
             try:
-                images = self._generate(model, config, prompts, **kwargs)  # (B, C, H, W) on the CPU
+                images = self._generate(model, config, prompts, *args, **kwargs)  # (B, C, H, W) on the CPU
             finally:
                 for handle in handles:
                     handle.remove()
@@ -95,10 +101,16 @@ class SamplingMeter:
         }
 
 
+def settings_of(args: argparse.Namespace, sampler: str, steps: int) -> SamplingSettings:
+    """One row's sampling settings (checked): the command line's, with this sampler and step count."""
+    settings = SamplingSettings(steps=steps, sampler=sampler, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size)
+    settings.validate(options=True)
+    return settings
+
+
 def measure(args: argparse.Namespace, prompts: str, sampler: str, steps: int) -> dict:
     with SamplingMeter() as meter:
-        report = run_eval(args.checkpoint, prompts=prompts, n=args.n, steps=steps, sampler=sampler, guidance=args.guidance,
-                          seed=args.seed, device=args.device, batch_size=args.batch_size)
+        report = run_eval(args.checkpoint, settings_of(args, sampler, steps), prompts=prompts, n=args.n, device=args.device)
     summary = report["model"]["summary"]
     return {"prompts": prompts, "sampler": sampler, "steps": steps, "exact": summary["exact"], "cer": summary["cer"], **meter.figures()}
 
@@ -111,17 +123,17 @@ def row_text(row: dict) -> str:
 
 def check_arguments(args: argparse.Namespace) -> dict:
     """Fail on bad input before anything is sampled; returns the settings to record."""
-    from glyphfuse.ocr import check_tesseract
-
     if args.n < 1:
         raise GlyphfuseError(f"-n must be at least 1, got {args.n}")
     folder = args.checkpoint if args.checkpoint is not None else sampling.default_checkpoint_dir()
     config = load_checkpoint_config(folder)
     for steps in args.steps:
         space_timesteps(config.diffusion.num_timesteps, steps)  # GlyphfuseError when out of range
+        for sampler in args.samplers:
+            settings_of(args, sampler, steps)
     for prompts in args.prompts:
         load_prompts(prompts)  # GlyphfuseError for an unknown set or a missing file
-    check_tesseract()
+    ocr.check_tesseract()
     return {"checkpoint": str(folder), "model": config.name, "image_size": config.image_size, "schedule": config.diffusion.schedule,
             "prediction": config.diffusion.prediction, "guidance": args.guidance, "n": args.n, "seed": args.seed,
             "device": args.device, "torch_threads": torch.get_num_threads(), "batch_size": args.batch_size}
@@ -134,9 +146,9 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[5, 8, 10, 15, 20, 50], help="step counts (default: 5 8 10 15 20 50)")
     parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=["ddim", "dpmpp-2m"], help="default: ddim dpmpp-2m")
     parser.add_argument("-n", type=int, default=1, help="samples per prompt (default 1)")
-    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (x2 rows with guidance)")
+    parser.add_argument("--guidance", type=float, default=DEFAULTS.guidance, help=f"classifier-free guidance scale (default {DEFAULTS.guidance:g})")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per forward pass (x2 rows with guidance)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=None, help="also write settings and rows as JSON here")

@@ -23,6 +23,13 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from glyphfuse.core.config import get_preset
+from glyphfuse.core.diffusion import GaussianDiffusion
+from glyphfuse.core.model import GlyphModel
+from glyphfuse.core.tokenizer import tokenize
+from glyphfuse.data import ImageTextDataset
+from glyphfuse.train import TrainConfig, train
+
 
 def make_dataset(root: Path, count: int, size: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
@@ -34,12 +41,6 @@ def make_dataset(root: Path, count: int, size: int) -> None:
 
 
 def bare_images_per_s(preset: str, batch_size: int, warmup: int, steps: int, data: Path) -> float:
-    from glyphfuse.core.config import get_preset
-    from glyphfuse.core.diffusion import GaussianDiffusion
-    from glyphfuse.core.model import GlyphModel
-    from glyphfuse.core.tokenizer import tokenize
-    from glyphfuse.data import ImageTextDataset
-
     config = get_preset(preset)
     dataset = ImageTextDataset(data, config.image_size, config.channels)
     items = [dataset[i] for i in range(batch_size)]
@@ -61,8 +62,6 @@ def bare_images_per_s(preset: str, batch_size: int, warmup: int, steps: int, dat
 
 
 def trainer_images_per_s(preset: str, batch_size: int, warmup: int, steps: int, data: Path, workers: int, run_dir: Path) -> float:
-    from glyphfuse.train import TrainConfig, train
-
     config = TrainConfig(
         model=preset, data=str(data), batch_size=batch_size, lr=1e-4, warmup_steps=10, max_steps=warmup + steps,
         num_workers=workers, checkpoint_every=0, sample_every=0, log_every=10, device="cpu", progress=False,
@@ -90,9 +89,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    from glyphfuse.core.config import get_preset
-
     size = get_preset(args.preset).image_size
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         data = Path(tmp) / "data"

@@ -13,6 +13,7 @@ corrupt, too large or too small image are each reported once by file name and sk
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+from torch.utils.data import Dataset
 
-from glyphfuse.core.files import output_error, write_bytes_atomic
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.images import load_image
+from glyphfuse.core.files import output_error, write_bytes_atomic
+from glyphfuse.core.images import load_image, pil_to_tensor
 from glyphfuse.core.tokenizer import encoded_length
 
 logger = logging.getLogger("glyphfuse.data")
@@ -50,8 +52,6 @@ class Example:
 def encode_png(image: Image.Image, compress_level: int = 1) -> bytes:
     """PNG bytes of ``image``. Level 1 is ~5x faster than PIL's default and the files of flat
     synthetic images stay small."""
-    import io
-
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=compress_level, optimize=False)
     return buffer.getvalue()
@@ -230,17 +230,12 @@ def problem_summary(problems: list[str]) -> str:
     return ", ".join(f"{count} x {reason}" for reason, count in reasons.most_common())
 
 
-try:  # torch is a hard dependency, but keep scanning/writing importable without it
-    from torch.utils.data import Dataset as _TorchDataset
-except ImportError:  # pragma: no cover
-    _TorchDataset = object  # type: ignore[assignment,misc]
-
 # Training images are decoded in full in every epoch; anything above 16 Mpx (4096 x 4096) is a
 # mistake or a decompression bomb, not a training example (PIL's own limit is about 89 Mpx).
 TRAINING_MAX_PIXELS = 4096 * 4096
 
 
-class ImageTextDataset(_TorchDataset):
+class ImageTextDataset(Dataset):
     """(image tensor (C, H, W) in [-1, 1], transcript) pairs from an image folder.
 
     Transcripts longer than ``max_text_tokens`` are skipped when the folder is scanned. An image
@@ -272,8 +267,6 @@ class ImageTextDataset(_TorchDataset):
 
     def load(self, index: int):
         """Image tensor (C, H, W) and text of example ``index``; GlyphfuseError if unusable."""
-        from glyphfuse.core.images import pil_to_tensor
-
         example = self.examples[index]
         image = load_image(example.image_path, TRAINING_MAX_PIXELS)
         if min(image.size) < self.image_size:

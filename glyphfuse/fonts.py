@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from fontTools.ttLib import TTFont, TTLibError
 from PIL import ImageFont
 
 from glyphfuse.core.errors import GlyphfuseError
@@ -43,8 +44,6 @@ def discover_fonts(fonts_dir: str | Path | None = None) -> list[Path]:
 @lru_cache(maxsize=None)
 def font_charset(path: str | Path) -> frozenset[str]:
     """The characters that ``path``'s best Unicode cmap maps to a glyph (read once per font)."""
-    from fontTools.ttLib import TTFont, TTLibError
-
     try:
         with TTFont(str(path), lazy=True, fontNumber=0) as font:
             cmap = font.getBestCmap() or {}

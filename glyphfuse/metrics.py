@@ -1,6 +1,6 @@
 """Text-accuracy metrics: the one home of CER, exact match and the ranker's trigram similarity.
 
-Definitions follow DESIGN.md §4:
+Definitions follow docs/design.md §4:
 
 * :func:`normalize_text` — runs of whitespace (spaces, tabs, newlines) become one space, ends stripped.
 * :func:`cer` — Levenshtein distance(ocr, prompt) / len(prompt) on normalised text.

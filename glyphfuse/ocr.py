@@ -44,6 +44,8 @@ from typing import Callable, Iterator, Sequence, Union
 from PIL import Image, ImageOps
 
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.images import load_image
+from glyphfuse.progress import ProgressBar
 
 ImageLike = Union[Image.Image, str, Path]
 
@@ -134,11 +136,8 @@ def clean_text(text: str) -> str:
 
 
 def _as_image(item: ImageLike) -> Image.Image:
-    if isinstance(item, Image.Image):
-        return item
-    from glyphfuse.core.images import load_image  # GlyphfuseError naming the file when corrupt
-
-    return load_image(item)
+    """The PIL image itself, or the file loaded (GlyphfuseError naming the file when corrupt)."""
+    return item if isinstance(item, Image.Image) else load_image(item)
 
 
 def _tesseract_command(binary: str, source: str, psm: int) -> list[str]:
@@ -208,26 +207,6 @@ def _read_chunk(binary: str, images: Sequence[ImageLike], folder: str, psm: int,
     return [clean_text(page) for page in pages]
 
 
-@contextlib.contextmanager
-def _progress_bar(total: int, shown: bool) -> Iterator[Callable[[], None] | None]:
-    """A rich "OCR n/total images" bar on stderr while the block runs; yields its advance-by-one
-    callback (thread-safe), or None when not ``shown``."""
-    if not shown:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("[bold]OCR"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeElapsedColumn(),
-                   TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-    task = bar.add_task("ocr", total=total)
-    bar.start()
-    try:
-        yield lambda: bar.advance(task)
-    finally:
-        bar.stop()
-
-
 def read_images(images: Sequence[ImageLike], processes: int | None = None, psm: int = DEFAULT_PSM,
                 target: int = TARGET_SHORT_SIDE, show_progress: bool | None = None) -> list[str]:
     """OCR every image (a PIL image or a file path); returns one cleaned transcript per image, in order.
@@ -246,14 +225,14 @@ def read_images(images: Sequence[ImageLike], processes: int | None = None, psm: 
     chunk_size = math.ceil(len(images) / processes)
     chunks = [images[i:i + chunk_size] for i in range(0, len(images), chunk_size)]
     shown = _SHOW_PROGRESS.get() if show_progress is None else show_progress
-    with tempfile.TemporaryDirectory(prefix="glyphfuse-ocr-") as tmp, _progress_bar(len(images), shown) as on_page:
+    with tempfile.TemporaryDirectory(prefix="glyphfuse-ocr-") as tmp, ProgressBar("OCR", len(images), unit="images", shown=shown) as bar:
         folders = [os.path.join(tmp, f"chunk-{i}") for i in range(len(chunks))]
         for folder in folders:
             os.mkdir(folder)
         if len(chunks) == 1:
-            return _read_chunk(binary, chunks[0], folders[0], psm, target, on_page)
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            futures = [pool.submit(_read_chunk, binary, chunk, folder, psm, target, on_page) for chunk, folder in zip(chunks, folders)]
+            return _read_chunk(binary, chunks[0], folders[0], psm, target, bar.advance)
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:  # bar.advance is thread-safe
+            futures = [pool.submit(_read_chunk, binary, chunk, folder, psm, target, bar.advance) for chunk, folder in zip(chunks, folders)]
             return [text for future in futures for text in future.result()]
 
 

@@ -1,9 +1,10 @@
 """OCR ranking and rejection: score images against their prompts, prune and pick candidates.
 
 The pure functions (:func:`score_candidates`, :func:`prune_candidates`, :func:`pick_best`) are the
-rejection-sampling rules of DESIGN.md §3 and need no model; ``sample --candidates`` uses them.
+rejection-sampling rules of docs/design.md §3 and need no model; ``sample --candidates`` uses them.
 :func:`rank_folder` is what ``glyphfuse ocr-rank DIR`` runs: read every image in a folder, score it
-against its transcript, return rows sorted best first.
+against its transcript, return rows sorted best first. Everything here returns data (rows,
+JSON and CSV text); the ``ocr-rank`` and ``eval`` commands print it as tables.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from glyphfuse import ocr
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.metrics import cer, exact, normalize_text, summarize, trigram_similarity
+from glyphfuse.core.files import write_text_atomic
+from glyphfuse.core.images import load_image
+from glyphfuse.data import scan_image_folder
+from glyphfuse.metrics import cer, exact, summarize, trigram_similarity
 
 RANK_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 CSV_COLUMNS = ("rank", "file", "prompt", "ocr", "similarity", "cer", "exact", "exact_ci", "error")
@@ -27,7 +32,7 @@ CSV_COLUMNS = ("rank", "file", "prompt", "ocr", "similarity", "cer", "exact", "e
 
 
 def score_candidates(texts_read: Sequence[str], prompt: str) -> list[float]:
-    """Trigram similarity of each OCR transcript to the prompt (DESIGN.md §4), in [0, 1]."""
+    """Trigram similarity of each OCR transcript to the prompt (docs/design.md §4), in [0, 1]."""
     return [trigram_similarity(prompt, text) for text in texts_read]
 
 
@@ -39,7 +44,7 @@ def pick_best(scores: Sequence[float]) -> int:
 
 
 def prune_candidates(scores: Sequence[float], keep_only_if_above: float = 0.8, delete_under: float = 0.3) -> list[int]:
-    """Indices of the candidates to keep, in their original order (DESIGN.md §3).
+    """Indices of the candidates to keep, in their original order (docs/design.md §3).
 
     If the best score reaches ``keep_only_if_above``, keep only the candidates at or above it;
     otherwise drop those under ``delete_under``. Never drops them all: the best one always stays.
@@ -61,8 +66,6 @@ def prune_candidates(scores: Sequence[float], keep_only_if_above: float = 0.8, d
 
 def _transcripts(root: Path) -> tuple[dict[Path, str], dict[Path, str]]:
     """({image path: transcript}, {image path: why it has none}) from the shared folder reader."""
-    from glyphfuse.data import scan_image_folder
-
     examples, problems = scan_image_folder(root)
     texts = {example.image_path.resolve(): example.text for example in examples}
     reasons: dict[Path, str] = {}
@@ -90,11 +93,7 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
     sort last. With ``case_insensitive`` the similarity and CER compare case-folded text.
     ``show_progress``: an OCR progress bar on stderr (see :func:`glyphfuse.ocr.read_images`).
     """
-    from glyphfuse.ocr import check_tesseract, read_images
-
-    check_tesseract()  # fail fast, before decoding any image
-    from glyphfuse.core.images import load_image
-
+    ocr.check_tesseract()  # fail fast, before decoding any image
     root = Path(root)
     if not root.is_dir():
         raise GlyphfuseError(f"{root}: no such folder")
@@ -118,7 +117,7 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
         except GlyphfuseError as exc:
             row["error"] = str(exc).removeprefix(f"{path}: ")
 
-    transcripts = read_images([image for _, image in readable], processes=processes, show_progress=show_progress)
+    transcripts = ocr.read_images([image for _, image in readable], processes=processes, show_progress=show_progress)
     for (row, _), text in zip(readable, transcripts):
         target, read = row["prompt"], text
         if case_insensitive:
@@ -171,12 +170,5 @@ def report_csv(rows: list[dict]) -> str:
 
 def write_report(path: str | Path, text: str) -> None:
     """Write a report atomically (UTF-8), creating its folder if needed."""
-    from glyphfuse.core.files import write_bytes_atomic
+    write_text_atomic(path, text)
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def display_text(text: str | None) -> str:
-    """One-line rendering of a transcript for tables: newlines shown as ' / '."""
-    return "" if text is None else normalize_text(text.replace("\n", " / "))

@@ -5,22 +5,34 @@
     images = generate(model, config, ["hello\\nworld"], steps=50, guidance=3.0, seed=0)  # (1, C, H, W)
     save_images(images, "hello.png")
 
-Every prompt gets its own noise generator seeded ``seed + index``, so the same seed gives the
-same image and a prompt's image does not depend on the other prompts in its batch. With
-classifier-free guidance (scale != 1) the conditional and the null ("unconditional") inputs go
-through the network in one batched forward pass.
+:func:`generate` takes a :class:`~glyphfuse.settings.SamplingSettings` (``settings=``) or its fields
+as keyword arguments, as above. Every prompt gets its own noise generator seeded ``seed + index``,
+so the same seed gives the same image and a prompt's image does not depend on the other prompts in
+its batch. With classifier-free guidance (scale != 1) the conditional and the null
+("unconditional") inputs go through the network in one batched forward pass.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from PIL import Image
 
+from glyphfuse.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_model_card
+from glyphfuse.core.shards import INDEX_NAME
 from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.device import autocast_dtype, resolve_device
+from glyphfuse.core.diffusion import GaussianDiffusion, apply_guidance
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.files import check_writable, write_bytes_atomic
+from glyphfuse.core.images import make_grid, tensor_to_pil
+from glyphfuse.core.tokenizer import TextBatch, encoded_length, tokenize
+from glyphfuse.progress import ProgressBar
 from glyphfuse.prompts import parse_prompt  # noqa: F401 (part of the sampling API)
+from glyphfuse.settings import SamplingSettings, resolve_settings
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 NO_DEFAULT_MODEL = "no default model is installed yet; pass --checkpoint DIR (train one with glyphfuse train-base)"
@@ -28,7 +40,8 @@ NO_DEFAULT_MODEL = "no default model is installed yet; pass --checkpoint DIR (tr
 
 def default_checkpoint_dir() -> Path:
     """The checkpoint shipped with the package (glyphfuse/default_model/), if there is one."""
-    if (DEFAULT_MODEL_DIR / "config.json").is_file() and (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+    weights = (DEFAULT_MODEL_DIR / WEIGHTS_NAME, DEFAULT_MODEL_DIR / INDEX_NAME)  # one file, or shards and their index
+    if (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file() and any(path.is_file() for path in weights):
         return DEFAULT_MODEL_DIR
     raise GlyphfuseError(NO_DEFAULT_MODEL)
 
@@ -36,9 +49,6 @@ def default_checkpoint_dir() -> Path:
 def load_model(checkpoint_dir: str | Path | None = None, device: str | torch.device = "auto"):
     """(model in eval mode on ``device``, ModelConfig) from a checkpoint folder; ``None`` means
     the packaged default model."""
-    from glyphfuse.core.checkpoint import load_checkpoint
-    from glyphfuse.core.device import resolve_device
-
     path = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
     return load_checkpoint(path, device=resolve_device(device))
 
@@ -47,8 +57,6 @@ def domain_warning(prompt: str, checkpoint_dir: str | Path | None = None) -> str
     """One line when ``prompt`` lies outside the domain that the checkpoint's model card states
     (characters, lines, characters a line), else None. The model still samples; it has simply
     never learned to write such text. A checkpoint without a card has no stated domain."""
-    from glyphfuse.core.checkpoint import read_model_card
-
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
     domain = (read_model_card(folder) or {}).get("domain")
     if not isinstance(domain, dict):
@@ -77,9 +85,6 @@ def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None,
     guidance != 1). The guided output is uncond + guidance * (cond - uncond), computed from one
     forward pass over the 2B-row batch [cond; uncond].
     """
-    from glyphfuse.core.diffusion import apply_guidance
-    from glyphfuse.core.tokenizer import TextBatch
-
     guided = guidance != 1.0
     if guided:
         if null_text is None:
@@ -103,100 +108,97 @@ def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None,
     return model_fn
 
 
+# ---------------------------------------------------------------------------------------------
+# generate: check the inputs, then one diffusion chain per chunk of batch_size prompts
+# ---------------------------------------------------------------------------------------------
+
+
 @torch.no_grad()
 def generate(
     model: torch.nn.Module,
     config: ModelConfig,
     prompts: Sequence[str],
+    settings: SamplingSettings | None = None,
     *,
-    steps: int = 50,
-    sampler: str = "ddim",
-    guidance: float = 3.0,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    eta: float = 0.0,
-    dynamic_threshold: float | None = None,
     low_res: torch.Tensor | None = None,
+    device: str | torch.device | None = None,
     show_progress: bool = False,
-    batch_size: int = 16,
+    **overrides,
 ) -> torch.Tensor:
     """Images (B, C, H, W) in [-1, 1] for ``prompts`` (newline = line break).
 
-    prompt i draws all its noise from a generator seeded ``seed + i``; prompts are run in chunks
+    settings: the :class:`~glyphfuse.settings.SamplingSettings` (default: the defaults); keyword
+    arguments named like its fields override it (``steps=20, seed=3``). Used here: steps,
+    sampler, guidance, eta, dynamic_threshold, seed and batch_size.
+    Prompt i draws all its noise from a generator seeded ``seed + i``; prompts are run in chunks
     of ``batch_size`` (each chunk runs 2x that through the network when guidance != 1).
-    sampler: "ddim" (``eta`` 0: deterministic), "ddpm" (ancestral) or "dpmpp-2m" (DPM-Solver++(2M),
-    deterministic, second order, meant for fewer steps); each step is one network call.
+    Samplers: "ddim" (``eta`` 0: deterministic), "ddpm" (ancestral) or "dpmpp-2m"
+    (DPM-Solver++(2M), deterministic, second order, meant for fewer steps); each step is one
+    network call.
     low_res: (B, C, h, w) in [-1, 1], required by super-resolution models.
     device: move the model there first (default: where the model already is).
+    show_progress: a progress bar on stderr.
     """
-    from glyphfuse.core.device import autocast_dtype, resolve_device
-    from glyphfuse.core.diffusion import GaussianDiffusion, check_sampler
-    from glyphfuse.core.tokenizer import tokenize
+    settings = resolve_settings(settings, **overrides)
+    prompts = _checked_prompts(prompts, config, low_res)
+    if device is not None:
+        model.to(resolve_device(device))
+    device = next(model.parameters()).device
+    diffusion = GaussianDiffusion(config.diffusion)
+    size = settings.batch_size
+    chunks = [range(start, min(start + size, len(prompts))) for start in range(0, len(prompts), size)]
+    steps_per_chunk = min(settings.steps, config.diffusion.num_timesteps)
+    was_training = model.training
+    model.eval()  # restored at the end: the trainer calls this for its preview samples
+    try:
+        with ProgressBar("sampling", len(chunks) * steps_per_chunk, unit="steps", shown=show_progress) as bar:
+            outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar) for chunk in chunks]
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs)
 
-    check_sampler(sampler)
+
+def _checked_prompts(prompts: Sequence[str], config: ModelConfig, low_res: torch.Tensor | None) -> list[str]:
+    """``prompts`` as a list, or a GlyphfuseError before any compute is spent: no prompts, a
+    non-string, low-res images missing (SR model) or out of place (base model) or miscounted,
+    a prompt longer than the model reads."""
     prompts = list(prompts)
     if not prompts:
         raise GlyphfuseError("generate: no prompts given")
     if any(not isinstance(p, str) for p in prompts):
         raise GlyphfuseError("generate: prompts must be strings (None is reserved for the guidance null input)")
-    if batch_size < 1:
-        raise GlyphfuseError(f"batch size must be >= 1, got {batch_size}")
     if config.is_super_resolution and low_res is None:
         raise GlyphfuseError(f"model {config.name!r} is a super-resolution model: it needs low_res images")
     if not config.is_super_resolution and low_res is not None:
         raise GlyphfuseError(f"model {config.name!r} is not a super-resolution model: low_res must be None")
     if low_res is not None and low_res.shape[0] != len(prompts):
         raise GlyphfuseError(f"got {low_res.shape[0]} low-res images for {len(prompts)} prompts")
-    if device is not None:
-        model.to(resolve_device(device))
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # restored at the end: the trainer may call this for preview samples
+    check_prompt_lengths(prompts, config)
+    return prompts
 
-    diffusion = GaussianDiffusion(config.diffusion)
-    shape = (config.channels, config.image_size, config.image_size)
-    check_prompt_lengths(prompts, config)  # a too-long prompt fails before any compute is spent
-    chunks = [range(i, min(i + batch_size, len(prompts))) for i in range(0, len(prompts), batch_size)]
 
-    progress_bar, task, hook = None, None, None
-    if show_progress:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        progress_bar = Progress(
-            TextColumn("[bold]sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
-        )
-        task = progress_bar.add_task("sampling", total=len(chunks) * min(steps, config.diffusion.num_timesteps))
-        hook = lambda done, total: progress_bar.advance(task)  # noqa: E731
-        progress_bar.start()
-
-    outputs = []
-    try:
-        for chunk in chunks:
-            chunk_prompts = [prompts[i] for i in chunk]
-            text = tokenize(chunk_prompts, config.text.max_length, max_lines=config.text.max_lines).to(device)
-            null_text = tokenize([None] * len(chunk), config.text.max_length, max_lines=config.text.max_lines).to(device) if guidance != 1.0 else None
-            chunk_low_res = low_res[chunk.start : chunk.stop].to(device=device, dtype=torch.float32) if low_res is not None else None
-            guard = _FiniteGuard(make_model_fn(model, text, guidance, null_text, chunk_low_res, autocast_dtype(device)), steps, hook)
-            generators = [torch.Generator().manual_seed(int(seed) + i) for i in chunk]
-            images = diffusion.sample(
-                guard, (len(chunk), *shape), steps=steps, sampler=sampler, eta=eta, generator=generators,
-                dynamic_threshold=dynamic_threshold, progress=guard.progress, device=device,
-            )
-            guard.check(images, "in the final image")
-            outputs.append(images.float().cpu())
-    finally:
-        model.train(was_training)
-        if progress_bar is not None:
-            progress_bar.stop()
-    return torch.cat(outputs)
+def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: GaussianDiffusion, prompts: list[str], chunk: range,
+                  low_res: torch.Tensor | None, settings: SamplingSettings, device: torch.device, bar: ProgressBar) -> torch.Tensor:
+    """Images (len(chunk), C, H, W) on the CPU for the prompts at indices ``chunk``: one chain."""
+    text = tokenize([prompts[i] for i in chunk], config.text.max_length, max_lines=config.text.max_lines).to(device)
+    null_text = None
+    if settings.guidance != 1.0:
+        null_text = tokenize([None] * len(chunk), config.text.max_length, max_lines=config.text.max_lines).to(device)
+    chunk_low_res = low_res[chunk.start:chunk.stop].to(device=device, dtype=torch.float32) if low_res is not None else None
+    model_fn = make_model_fn(model, text, settings.guidance, null_text, chunk_low_res, autocast_dtype(device))
+    guard = _FiniteGuard(model_fn, settings.steps, on_step=bar.advance)
+    generators = [torch.Generator().manual_seed(settings.seed + i) for i in chunk]  # prompt i: seed + i
+    images = diffusion.sample(
+        guard, (len(chunk), config.channels, config.image_size, config.image_size), steps=settings.steps,
+        sampler=settings.sampler, eta=settings.eta, generator=generators, dynamic_threshold=settings.dynamic_threshold,
+        progress=guard.progress, device=device,
+    )
+    guard.check(images, "in the final image")
+    return images.float().cpu()
 
 
 def check_prompt_lengths(prompts: Sequence[str], config: ModelConfig) -> None:
     """GlyphfuseError naming the first prompt that is longer than the model reads."""
-    from glyphfuse.core.tokenizer import encoded_length
-
     for prompt in prompts:
         tokens = encoded_length(prompt)
         if tokens > config.text.max_length:
@@ -208,18 +210,19 @@ def check_prompt_lengths(prompts: Sequence[str], config: ModelConfig) -> None:
 
 
 class _FiniteGuard:
-    """Wraps a diffusion ``model_fn`` (and the progress hook, to know the step): sampling stops
-    with a one-line GlyphfuseError naming the step as soon as the network output, guidance
-    applied, holds NaN or infinity; otherwise it would end as an all-black or garbage image."""
+    """Wraps a diffusion ``model_fn`` (and takes its progress calls, to know the step): sampling
+    stops with a one-line GlyphfuseError naming the step as soon as the network output, guidance
+    applied, holds NaN or infinity; otherwise it would end as an all-black or garbage image.
+    ``on_step()`` is called after every step (a progress bar's advance)."""
 
-    def __init__(self, model_fn: Callable, steps: int, hook: Callable[[int, int], None] | None = None):
-        self.model_fn, self.hook = model_fn, hook
+    def __init__(self, model_fn: Callable, steps: int, on_step: Callable[[], None] | None = None):
+        self.model_fn, self.on_step = model_fn, on_step
         self.done, self.total = 0, steps
 
     def progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
-        if self.hook is not None:
-            self.hook(done, total)
+        if self.on_step is not None:
+            self.on_step()
 
     def check(self, tensor: torch.Tensor, where: str) -> None:
         if not torch.isfinite(tensor).all():
@@ -234,6 +237,11 @@ class _FiniteGuard:
         return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Writing images
+# ---------------------------------------------------------------------------------------------
+
+
 def output_paths(out: str | Path, count: int) -> list[Path]:
     """out.png, out_1.png, out_2.png, ... for ``count`` images."""
     out = Path(out)
@@ -242,8 +250,6 @@ def output_paths(out: str | Path, count: int) -> list[Path]:
 
 def _image_format(path: Path) -> str:
     """PIL's format name for the file extension of ``path``; GlyphfuseError when unknown."""
-    from PIL import Image
-
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise GlyphfuseError(f"{path}: unknown image file extension {path.suffix!r}; use e.g. .png")
@@ -254,17 +260,11 @@ def check_output(out: str | Path) -> None:
     """Check BEFORE sampling that :func:`save_images` can write ``out`` (and ``out_1`` ... beside
     it, with the same extension): a known image extension and a folder where files can be
     created (created if missing). GlyphfuseError naming the path otherwise."""
-    from glyphfuse.core.files import check_writable
-
     check_writable(out)
     _image_format(Path(out))
 
 
-def _save_image_atomic(image, path: Path) -> None:
-    import io
-
-    from glyphfuse.core.files import write_bytes_atomic
-
+def _save_image_atomic(image: Image.Image, path: Path) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format=_image_format(path))
     write_bytes_atomic(path, buffer.getvalue())
@@ -273,8 +273,6 @@ def _save_image_atomic(image, path: Path) -> None:
 def save_images(images: torch.Tensor, out: str | Path, grid: bool = False, columns: int | None = None) -> list[Path]:
     """Write images (B, C, H, W) in [-1, 1]: one file (``out``), ``out``, ``out_1``, ... or, with
     ``grid``, one grid picture at ``out``. Returns the paths written."""
-    from glyphfuse.core.images import make_grid, tensor_to_pil
-
     pictures = [tensor_to_pil(image) for image in images]
     if grid:
         paths = [Path(out)]

@@ -1,38 +1,52 @@
-"""Super-resolution pieces used by two-stage sampling and by the trainer's SR sample grids.
+"""Super-resolution at sampling time: which SR model fits which base model, and upsampling.
 
     from glyphfuse.sr import check_sr_compatible, upsample_with_sr
     check_sr_compatible(base_config, sr_config)              # before any sampling
-    low = generate(base, base_config, prompts, ...)          # (B, C, 64, 64)
-    high = upsample_with_sr(sr, sr_config, prompts, low, steps=50, seed=0)  # (B, C, 128, 128)
+    low = generate(base, base_config, prompts, settings)     # (B, C, 64, 64)
+    high = upsample_with_sr(sr, sr_config, prompts, low, settings)  # (B, C, 128, 128)
 
-The SR model sees the low-res image upsampled bilinearly and concatenated to its noisy input
-(GlyphModel does that); here only the shapes are checked and, optionally, the same noise
-augmentation as in training is applied to the low-res images (``low_res_noise``), with that
-level passed to the model as ``low_res_noise_level``.
+:func:`check_sr_compatible` is the one home of the base-vs-SR check: the pipeline, ``sample``,
+``eval`` and warm start all ask it. The SR model sees the low-res image upsampled bilinearly and
+concatenated to its noisy input (GlyphModel does that); here only the shapes are checked and,
+optionally, the same noise augmentation as in training is applied to the low-res images
+(``sr_low_res_noise``), with that level passed to the model as ``low_res_noise_level``.
+Training SR models is :mod:`glyphfuse.sr_train`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from glyphfuse import sampling
 from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.diffusion import augment_low_res
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.settings import SamplingSettings, resolve_settings
+
+# upsample_with_sr's keyword arguments name the SR chain's own values, as they always have:
+# steps=, guidance=, low_res_noise= are the settings' sr_steps, sr_guidance, sr_low_res_noise.
+SR_KEYWORDS = {"steps": "sr_steps", "guidance": "sr_guidance", "low_res_noise": "sr_low_res_noise"}
 
 
-def check_sr_compatible(base_config: ModelConfig, sr_config: ModelConfig, *, base_where: str | None = None, sr_where: str | None = None) -> None:
-    """GlyphfuseError unless ``sr_config`` can upsample ``base_config``'s images: a base model and
-    an SR model whose low-res size is the base image size, the same channels and the same text
-    encoder/tokenizer settings (so a prompt means the same tokens to both).
-    ``base_where`` / ``sr_where`` name the checkpoints in the message (default: config names)."""
-    base_where = base_where or f"base model {base_config.name!r}"
-    sr_where = sr_where or f"SR model {sr_config.name!r}"
+def check_sr_compatible(base_config: ModelConfig, sr_config: ModelConfig | None = None, *,
+                        base_where: str | None = None, sr_where: str | None = None) -> None:
+    """GlyphfuseError unless ``base_config`` is a base model and ``sr_config`` (when given) can
+    upsample its images: an SR model whose low-res size is the base image size, the same
+    channels and the same text encoder/tokenizer settings (so a prompt means the same tokens to
+    both). ``base_where`` / ``sr_where`` name the checkpoints in the message (default: config names)."""
     if base_config.is_super_resolution:
-        raise GlyphfuseError(f"{base_where}: is a super-resolution model; the first stage needs a base model")
+        raise GlyphfuseError(
+            f"{base_where or f'model {base_config.name!r}'}: is a super-resolution model; the first stage needs a base model "
+            "(an SR checkpoint goes to --sr-checkpoint)"
+        )
+    base_where = base_where or f"base model {base_config.name!r}"
+    if sr_config is None:
+        return
+    sr_where = sr_where or f"SR model {sr_config.name!r}"
     if not sr_config.is_super_resolution:
         raise GlyphfuseError(f"{sr_where}: is not a super-resolution model (no low_res_size); make one with glyphfuse warm-start")
     if sr_config.low_res_size != base_config.image_size:
@@ -63,8 +77,6 @@ class _WithLowResNoiseLevel(nn.Module):
 def noise_low_res(low_res: torch.Tensor, level: float, seed: int) -> torch.Tensor:
     """The training-time noise augmentation at a fixed ``level``; image i's noise comes from a
     generator seeded by (seed, i), so it does not depend on the batch."""
-    from glyphfuse.core.diffusion import augment_low_res
-
     noise = torch.stack([
         torch.randn(low_res.shape[1:], generator=torch.Generator().manual_seed((int(seed) + i) ^ 0x5EEDF00D)) for i in range(low_res.shape[0])
     ]).to(low_res)
@@ -77,24 +89,23 @@ def upsample_with_sr(
     sr_config: ModelConfig,
     prompts: Sequence[str],
     low_res_images: torch.Tensor,
+    settings: SamplingSettings | None = None,
     *,
-    steps: int = 50,
-    seed: int = 0,
-    guidance: float = 1.0,
     device: str | torch.device | None = None,
-    sampler: str = "ddim",
-    eta: float = 0.0,
-    low_res_noise: float = 0.0,
-    dynamic_threshold: float | None = None,
-    batch_size: int = 16,
     show_progress: bool = False,
+    **overrides,
 ) -> torch.Tensor:
     """SR images (B, C, S, S) in [-1, 1] for ``low_res_images`` (B, C, s, s) in [-1, 1] and their
-    prompts, S = sr_config.image_size, s = sr_config.low_res_size. Image i's noise comes from
-    seed + i, as in sampling.generate. ``low_res_noise`` in [0, 1): augment the low-res input
-    like training does at that level (0 = clean)."""
-    from glyphfuse.sampling import generate
+    prompts, S = sr_config.image_size, s = sr_config.low_res_size.
 
+    settings: the pipeline's :class:`~glyphfuse.settings.SamplingSettings`; the SR chain runs
+    ``sr_steps`` (default: ``steps``) steps at guidance ``sr_guidance`` with the shared sampler,
+    eta, dynamic threshold, batch size and seed (image i's noise comes from seed + i, as in
+    sampling.generate), and augments the low-res input like training does at level
+    ``sr_low_res_noise`` (0 = clean). Keyword overrides: ``steps``, ``guidance`` and
+    ``low_res_noise`` are the SR chain's own (see :data:`SR_KEYWORDS`), any other is a field.
+    """
+    settings = resolve_settings(settings, **{SR_KEYWORDS.get(key, key): value for key, value in overrides.items()})
     if not sr_config.is_super_resolution:
         raise GlyphfuseError(f"model {sr_config.name!r} is not a super-resolution model; it cannot upsample")
     prompts = list(prompts)
@@ -104,14 +115,9 @@ def upsample_with_sr(
             f"SR model {sr_config.name!r}: low-res images have shape {tuple(low_res_images.shape)}, expected {expected} "
             f"({len(prompts)} prompt(s), {sr_config.channels} channel(s), {sr_config.low_res_size} px)"
         )
-    if not 0.0 <= low_res_noise < 1.0:
-        raise GlyphfuseError(f"low-res noise level must be in [0, 1), got {low_res_noise}")
     low_res = low_res_images.float().clamp(-1, 1)
     model = sr_model
-    if low_res_noise > 0:
-        low_res = noise_low_res(low_res, low_res_noise, seed)
-        model = _WithLowResNoiseLevel(sr_model, low_res_noise)
-    return generate(
-        model, sr_config, prompts, steps=steps, sampler=sampler, guidance=guidance, seed=seed, device=device, eta=eta,
-        dynamic_threshold=dynamic_threshold, low_res=low_res, show_progress=show_progress, batch_size=batch_size,
-    )
+    if settings.sr_low_res_noise > 0:
+        low_res = noise_low_res(low_res, settings.sr_low_res_noise, settings.seed)
+        model = _WithLowResNoiseLevel(sr_model, settings.sr_low_res_noise)
+    return sampling.generate(model, sr_config, prompts, settings.sr_stage(), low_res=low_res, device=device, show_progress=show_progress)

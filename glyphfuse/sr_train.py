@@ -3,8 +3,9 @@
 An SR model learns to draw a target image given its low-res version. Each training target is
 area-downsampled to the low-res size, optionally blurred lightly, and noise-augmented with a
 per-sample level (the formula is :func:`glyphfuse.core.diffusion.augment_low_res`; the model is
-told the level). :func:`train_sr` runs the shared trainer (:mod:`glyphfuse.train`) with these
-inputs and with sample grids that show low-res input | SR output | ground truth.
+told the level). :func:`train_sr` runs the shared trainer (:mod:`glyphfuse.train`) with two
+hooks: :func:`sr_model_inputs` (that conditioning, for every micro-batch) and
+:func:`sr_preview` (sample grids of low-res input | SR output | ground truth).
 """
 
 from __future__ import annotations
@@ -15,12 +16,21 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
+from glyphfuse.batches import open_training_data
+from glyphfuse.core.checkpoint import check_state_dict, load_checkpoint_config, load_weights
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.diffusion import augment_low_res
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.images import make_grid, tensor_to_pil
+from glyphfuse.data import ImageTextDataset
+from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS
+from glyphfuse.run_folder import find_latest_checkpoint
 from glyphfuse.sr import upsample_with_sr
+from glyphfuse.train import InitModel, ModelInputs, Preview, TrainResult, config_for_run, train
+from glyphfuse.train_config import TrainConfig
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -63,10 +73,8 @@ def make_low_res(images: torch.Tensor, low_res_size: int, *, blur: bool = False,
     return low_res
 
 
-def sr_sample_grid(model: nn.Module, config: ModelConfig, images: torch.Tensor, texts: Sequence[str], *, steps: int, guidance: float, seed: int, blur: bool = False, device=None):
+def sr_sample_grid(model: nn.Module, config: ModelConfig, images: torch.Tensor, texts: Sequence[str], *, steps: int, guidance: float, seed: int, blur: bool = False, device=None) -> Image.Image:
     """A PIL grid with one row per example: low-res input (nearest-upscaled) | SR output | ground truth."""
-    from glyphfuse.core.images import make_grid, tensor_to_pil
-
     low_res = make_low_res(images, config.low_res_size, blur=blur, seed=seed)
     upsampled = upsample_with_sr(model, config, list(texts), low_res, steps=steps, seed=seed, guidance=guidance, device=device)
     shown_low = F.interpolate(low_res, size=images.shape[-2:], mode="nearest")
@@ -76,7 +84,7 @@ def sr_sample_grid(model: nn.Module, config: ModelConfig, images: torch.Tensor, 
     return make_grid(pictures, columns=3)
 
 
-def sr_sample_examples(dataset, count: int) -> tuple[torch.Tensor, list[str]]:
+def sr_sample_examples(dataset: ImageTextDataset, count: int) -> tuple[torch.Tensor, list[str]]:
     """The first ``count`` examples of a training dataset as (images (B, C, H, W), texts): the
     fixed ground truth of the SR sample grids."""
     items = [dataset[i] for i in range(min(count, len(dataset)))]
@@ -84,21 +92,46 @@ def sr_sample_examples(dataset, count: int) -> tuple[torch.Tensor, list[str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# train-sr: the shared trainer, initialised from a warm-started SR checkpoint
+# train-sr: the shared trainer with the SR hooks, initialised from a warm-started SR checkpoint
 # ---------------------------------------------------------------------------------------------
 
 
-def init_from_checkpoint(path: str | Path):
+def sr_model_inputs(model_config: ModelConfig, *, blur: bool = False) -> ModelInputs:
+    """The trainer's ``model_inputs`` hook for an SR model: each micro-batch's low-res
+    conditioning and its noise level (:func:`prepare_super_resolution_batch`)."""
+
+    def model_inputs(images: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        low_res, level = prepare_super_resolution_batch(images, model_config.low_res_size, model_config.low_res_noise_max, generator, blur=blur)
+        return {"low_res": low_res, "low_res_noise_level": level}
+
+    return model_inputs
+
+
+def sr_preview(config: TrainConfig, model_config: ModelConfig) -> Preview:
+    """The trainer's ``preview`` hook for an SR model: the first training examples (as many as
+    there are sample prompts) as rows of low-res | SR output | ground truth. The examples are
+    read at the first grid."""
+    count = len(config.sample_prompts or DEFAULT_SAMPLE_PROMPTS)
+    examples: tuple[torch.Tensor, list[str]] | None = None  # (images (B, C, H, W), texts)
+
+    def preview(ema: nn.Module) -> Image.Image:
+        nonlocal examples
+        if examples is None:
+            examples = sr_sample_examples(open_training_data(config.data, model_config), count)
+        truth, texts = examples
+        device = next(ema.parameters()).device
+        return sr_sample_grid(ema, model_config, truth, texts, steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, blur=config.sr_blur, device=device)
+
+    return preview
+
+
+def init_from_checkpoint(path: str | Path) -> InitModel:
     """An ``init_model`` hook for :func:`glyphfuse.train.train` that loads the weights of the
     checkpoint folder ``path`` (e.g. made by ``glyphfuse warm-start``) into the fresh model."""
-    from glyphfuse.core.checkpoint import WEIGHTS_NAME, check_state_dict, load_safetensors
-
-    weights_path = Path(path) / WEIGHTS_NAME
-
     def init_model(model: nn.Module) -> None:
-        tensors = load_safetensors(weights_path)
+        tensors, source = load_weights(path)  # one model.safetensors or fp16 shards
         expected = model.state_dict()
-        check_state_dict(expected, tensors, str(weights_path))
+        check_state_dict(expected, tensors, str(source))
         with torch.no_grad():
             for name, tensor in expected.items():
                 tensor.copy_(tensors[name])
@@ -106,7 +139,7 @@ def init_from_checkpoint(path: str | Path):
     return init_model
 
 
-def train_sr(data, out, *, init=None, model: str | None = None, config_file=None, overrides: dict | None = None, resume: bool | None = None, **train_kwargs):
+def train_sr(data, out, *, init=None, model: str | None = None, config_file=None, overrides: dict | None = None, resume: bool | None = None, **train_kwargs) -> TrainResult:
     """Train a super-resolution model on the image folder ``data`` into the run folder ``out``
     with the shared trainer (resume, torchrun, EMA, checkpoints; sample grids show low-res input |
     SR output | ground truth).
@@ -114,13 +147,11 @@ def train_sr(data, out, *, init=None, model: str | None = None, config_file=None
     init: SR checkpoint folder to start from (``glyphfuse warm-start``); its config is the model.
     model: instead, an SR ModelConfig JSON file (or preset, e.g. sr256) trained from random init.
     A run folder that already has a checkpoint resumes it; ``init`` is then not loaded again.
+    ``train_kwargs`` go to :func:`glyphfuse.train.train` (e.g. ``on_step``).
     """
-    from glyphfuse import train as trainer
-    from glyphfuse.core.checkpoint import load_checkpoint_config
-
     overrides = dict(overrides or {})
     init_model = None
-    resuming = resume is not False and trainer.find_latest_checkpoint(out) is not None
+    resuming = resume is not False and find_latest_checkpoint(out) is not None
     if init is not None:
         if model is not None:
             raise GlyphfuseError("give either --init SR_CKPT or --model, not both")
@@ -131,8 +162,11 @@ def train_sr(data, out, *, init=None, model: str | None = None, config_file=None
         init_model = init_from_checkpoint(init)
     elif model is None and not resuming:
         raise GlyphfuseError(f"{out}: a new SR run needs --init SR_CKPT (from glyphfuse warm-start) or --model SR_CONFIG")
-    train_config = trainer.config_for_run(data, out, config_file=config_file, model=model, overrides=overrides, resume=resume)
+    train_config = config_for_run(data, out, config_file=config_file, model=model, overrides=overrides, resume=resume)
     model_config = train_config.model_config()
     if not model_config.is_super_resolution:
         raise GlyphfuseError(f"model {model_config.name!r} is not a super-resolution model; train-sr needs one (train base models with train-base)")
-    return trainer.train(train_config, out, resume=resume, init_model=init_model, **train_kwargs)
+    return train(
+        train_config, out, resume=resume, init_model=init_model,
+        model_inputs=sr_model_inputs(model_config, blur=train_config.sr_blur), preview=sr_preview(train_config, model_config), **train_kwargs,
+    )

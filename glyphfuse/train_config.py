@@ -14,16 +14,15 @@ makes resuming with a larger ``--steps`` exact.)
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glyphfuse.core.config import MAX_SEED, PRESETS, ModelConfig, check_type, load_model_config
+from glyphfuse.core.config import MAX_SEED, PRESETS, ModelConfig, load_model_config
+from glyphfuse.core.json_config import JsonConfig
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.files import read_json
 
 
 # Bounds that keep a mistyped value from asking for a million worker processes or batches that
@@ -32,7 +31,9 @@ UPPER_LIMITS = {"batch_size": 65536, "grad_accum": 65536, "num_workers": 256, "s
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
+    KIND = "training config"  # in messages (JsonConfig)
+
     # what to train on what
     model: str | dict = "base64"  # preset name or a ModelConfig dict (a JSON file path is read by from_user)
     data: str = ""  # image folder: name.png + name.txt pairs and/or metadata.jsonl
@@ -64,45 +65,6 @@ class TrainConfig:
     sample_guidance: float = 3.0
     log_every: int = 50  # steps between metrics.jsonl rows / non-TTY progress lines
     progress: bool = True  # rich progress display on a terminal (rank 0)
-
-    # -- JSON -------------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "training config") -> "TrainConfig":
-        if not isinstance(data, dict):
-            raise GlyphfuseError(f"{where}: expected a JSON object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise GlyphfuseError(f"{where}: unknown key(s) {', '.join(unknown)} for TrainConfig")
-        hints = typing.get_type_hints(cls)
-        config = cls(**{name: check_type(value, hints[name], f"{where}: {name}") for name, value in data.items()})
-        config.validate(where)
-        return config
-
-    @classmethod
-    def from_json(cls, text: str, where: str = "training config") -> "TrainConfig":
-        try:
-            return cls.from_dict(json.loads(text), where)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise GlyphfuseError(f"{where}: not valid JSON ({exc})") from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise GlyphfuseError(f"{path}: no such training config file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise GlyphfuseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        return cls.from_json(text, where=str(path))
 
     # -- checks and derived values ------------------------------------------------------------
 
@@ -169,15 +131,9 @@ def build_train_config(
     """
     values = (base or TrainConfig()).to_dict()
     if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise GlyphfuseError(f"{path}: no such training config file")
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as exc:  # not JSON, or not UTF-8
-            raise GlyphfuseError(f"{path}: not valid JSON ({exc})") from None
+        loaded = read_json(config_file, "training config file")
         if not isinstance(loaded, dict):
-            raise GlyphfuseError(f"{path}: expected a JSON object")
+            raise GlyphfuseError(f"{config_file}: expected a JSON object")
         values.update(loaded)
     if model is not None:
         values["model"] = model

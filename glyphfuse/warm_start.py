@@ -36,8 +36,12 @@ from pathlib import Path
 
 import torch
 
+from glyphfuse.core.checkpoint import check_checkpoint_output, load_checkpoint, save_checkpoint
 from glyphfuse.core.config import ModelConfig, sr_config_for, validate_model_config
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.model import GlyphModel
+from glyphfuse.run_folder import CHECKPOINTS, find_latest_checkpoint
+from glyphfuse.sr import check_sr_compatible
 
 COPIED, NEW, SKIPPED = "copied", "new", "skipped"
 
@@ -76,8 +80,6 @@ class LevelLayout:
 def level_layout(base: ModelConfig, sr: ModelConfig) -> LevelLayout:
     """The layout relating ``sr`` to ``base``; GlyphfuseError when ``sr`` is not ``base`` plus
     new outer levels (different widths, block counts, text encoder ...)."""
-    from glyphfuse.sr import check_sr_compatible
-
     check_sr_compatible(base, sr)
     new_levels = len(sr.unet.channel_mult) - len(base.unet.channel_mult)
     expected = sr_config_for(base, sr.image_size)
@@ -223,8 +225,6 @@ def plan_warm_start(base_state: dict[str, torch.Tensor], sr_state: dict[str, tor
 def warm_start_model(base_model: torch.nn.Module, base_config: ModelConfig, sr_config: ModelConfig, *, seed: int = 0):
     """(SR GlyphModel, WarmStartReport): a freshly initialised SR model (seeded) holding copies
     of every base tensor that has a place in it."""
-    from glyphfuse.core.model import GlyphModel
-
     layout = level_layout(base_config, sr_config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -245,9 +245,7 @@ def warm_start_model(base_model: torch.nn.Module, base_config: ModelConfig, sr_c
 def resolve_base_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder, or a training run folder (its checkpoints/latest)."""
     path = Path(path)
-    if path.is_dir() and not (path / "config.json").exists() and (path / "checkpoints").is_dir():
-        from glyphfuse.train import find_latest_checkpoint
-
+    if path.is_dir() and not (path / "config.json").exists() and (path / CHECKPOINTS).is_dir():
         latest = find_latest_checkpoint(path)
         if latest is None:
             raise GlyphfuseError(f"{path}: run folder has no complete checkpoint (checkpoints/latest)")
@@ -264,8 +262,6 @@ def warm_start_checkpoint(
 
     ``out`` must be new or empty; ``overwrite`` allows replacing a checkpoint there. It is never
     the input itself (or a folder holding it), nor a training checkpoint (checked before any work)."""
-    from glyphfuse.core.checkpoint import check_checkpoint_output, load_checkpoint, save_checkpoint
-
     base_path = resolve_base_checkpoint(base_checkpoint)
     check_checkpoint_output(out, overwrite=overwrite, inputs=(base_checkpoint, base_path))
     base_model, base_config = load_checkpoint(base_path)
@@ -281,7 +277,7 @@ def warm_start_checkpoint(
 
 
 # ---------------------------------------------------------------------------------------------
-# Report table
+# The report as rows (the CLI draws them as a table)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -336,20 +332,3 @@ def report_rows(report: WarmStartReport) -> list[tuple[str, str, str, int, int, 
             base, sr = _show_blocks(base, group["base"]), _show_blocks(sr, group["sr"])
         rows.append((status, base, sr, group["tensors"], group["parameters"], why))
     return rows
-
-
-def report_table(report: WarmStartReport, title: str = "warm start"):
-    """A rich Table: one row per block and fate, then the totals."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    colour = {COPIED: "green", NEW: "yellow", SKIPPED: "red"}
-    table = Table(title=title)
-    for column, justify in (("status", "left"), ("base", "left"), ("SR", "left"), ("tensors", "right"), ("parameters", "right"), ("reason", "left")):
-        table.add_column(column, justify=justify)
-    for status, base, sr, tensors, params, why in report_rows(report):
-        table.add_row(f"[{colour[status]}]{status}[/]", escape(base), escape(sr), str(tensors), f"{params:,}", escape(why))
-    table.add_section()
-    for status in (COPIED, NEW, SKIPPED):
-        table.add_row(f"[bold]{status}[/]", "", "", str(report.tensors(status)), f"{report.parameters(status):,}", "total")
-    return table

@@ -3,7 +3,8 @@ graph's circles and upward imports. Run from the repository root:
 
     python scripts/layout.py            # table of modules, longest functions, circles
     python scripts/layout.py --check    # exit 1 if a module is over 400 lines, a function over
-                                        # 80, or the import graph has a circle
+                                        # 80, the import graph has a circle, or a module imports a
+                                        # higher layer (core -> rest of the package -> cli)
 
 Reads the source with ``ast`` only (nothing is imported or run). Imports inside functions count
 as edges too: a circle hidden in a function body is still a circle.
@@ -116,7 +117,23 @@ def survey(root: Path) -> dict:
         lines[name] = len(text.splitlines())
         functions += [(f"{name}:{function}", count) for function, count in functions_of(tree)]
     functions.sort(key=lambda item: -item[1])
-    return {"graph": graph, "lines": lines, "functions": functions, "circles": circles(graph)}
+    return {"graph": graph, "lines": lines, "functions": functions, "circles": circles(graph), "upward": upward_imports(graph)}
+
+
+def layer(name: str) -> int:
+    """0 = the model and its math (glyphfuse.core; and the package's face, which holds only its
+    version), 2 = the command line, 1 = everything between."""
+    if name == PACKAGE or name.startswith(f"{PACKAGE}.core"):
+        return 0
+    if name.startswith(f"{PACKAGE}.cli") or name == f"{PACKAGE}.__main__":
+        return 2
+    return 1
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports of a higher layer: core importing the rest of the package, anything importing the CLI."""
+    return sorted(f"{name} -> {target}" for name, targets in graph.items() for target in targets
+                  if layer(target) > layer(name))
 
 
 def main() -> int:
@@ -134,9 +151,11 @@ def main() -> int:
     for name, count in facts["functions"][: args.top]:
         print(f"  {count:4d}  {name}")
     print("\nimport circles: " + ("none" if not facts["circles"] else "; ".join(" <-> ".join(c) for c in facts["circles"])))
+    print("imports of a higher layer: " + ("none" if not facts["upward"] else "; ".join(facts["upward"])))
     broken = [f"{name}: {count} lines > {MAX_MODULE_LINES}" for name, count in facts["lines"].items() if count > MAX_MODULE_LINES]
     broken += [f"{name}: {count} lines > {MAX_FUNCTION_LINES}" for name, count in facts["functions"] if count > MAX_FUNCTION_LINES]
     broken += ["import circle: " + " <-> ".join(c) for c in facts["circles"]]
+    broken += ["import of a higher layer: " + edge for edge in facts["upward"]]
     if args.check and broken:
         print("\nlimits broken:\n  " + "\n  ".join(broken))
         return 1

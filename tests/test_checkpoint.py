@@ -12,6 +12,7 @@ from glyphfuse.core.checkpoint import (
     load_checkpoint_config,
     load_safetensors,
     read_checkpoint_info,
+    read_model_card,
     save_checkpoint,
     save_safetensors_atomic,
 )
@@ -163,3 +164,124 @@ def test_atomic_writers(tmp_path):
     loaded = load_safetensors(tmp_path / "t.safetensors")
     assert torch.equal(loaded["a"], shared) and torch.equal(loaded["b"], shared[:3])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "t.safetensors"]
+
+
+# -- sharded weights (glyphfuse.core.shards) and export ------------------------------------------
+
+SHARD_LIMIT = 60_000  # bytes: the micro model's fp16 weights need several shards
+
+
+@pytest.fixture()
+def sharded(tmp_path):
+    config = micro_config()
+    model = random_model(config)
+    path = save_checkpoint(tmp_path / "sharded", model, config, dtype="float16", max_shard_bytes=SHARD_LIMIT, metadata={"step": 3})
+    return path, model, config
+
+
+def test_sharded_checkpoint_round_trip_and_layout(sharded):
+    from glyphfuse.core.shards import INDEX_NAME, shard_name
+
+    path, model, config = sharded
+    shards = sorted(p.name for p in path.glob("model-*.safetensors"))
+    assert len(shards) >= 3 and shards == [shard_name(i, len(shards)) for i in range(1, len(shards) + 1)]
+    assert not (path / WEIGHTS_NAME).exists()
+    assert all((path / name).stat().st_size <= SHARD_LIMIT for name in shards)
+    index = json.loads((path / INDEX_NAME).read_text())
+    assert set(index["weight_map"]) == set(model.state_dict()) and set(index["weight_map"].values()) == set(shards)
+    assert index["metadata"]["total_size"] == sum(t.numel() * (2 if t.is_floating_point() else t.element_size()) for t in model.state_dict().values())
+    assert read_checkpoint_info(path)["weights_dtype"] == "float16"
+    loaded, loaded_config = load_checkpoint(path)
+    assert loaded_config == config
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor.half().float() if tensor.is_floating_point() else tensor), name
+
+
+def test_sharded_checkpoint_problems_are_one_line_errors_naming_the_file(sharded):
+    from glyphfuse.core.shards import INDEX_NAME
+
+    path, _, _ = sharded
+    index_path = path / INDEX_NAME
+    index = json.loads(index_path.read_text())
+    first, last = sorted(set(index["weight_map"].values()))[0], sorted(set(index["weight_map"].values()))[-1]
+    data = (path / last).read_bytes()
+    (path / last).write_bytes(data[: len(data) // 2])
+    with pytest.raises(GlyphfuseError, match=rf"{last}: truncated or corrupt"):
+        load_checkpoint(path)
+    (path / last).unlink()
+    with pytest.raises(GlyphfuseError, match=rf"{last}: file is missing \(listed in"):
+        load_checkpoint(path)
+    (path / last).write_bytes(data)
+    moved = next(name for name, owner in index["weight_map"].items() if owner == first)
+    index_path.write_text(json.dumps({**index, "weight_map": {**index["weight_map"], moved: last}}))
+    with pytest.raises(GlyphfuseError, match=rf"{first}: does not match {INDEX_NAME}"):
+        load_checkpoint(path)
+    for bad_name in ("../model.safetensors", "model-00001-of-00009.safetensors"):
+        index_path.write_text(json.dumps({**index, "weight_map": {**index["weight_map"], moved: bad_name}}))
+        with pytest.raises(GlyphfuseError, match=rf"{INDEX_NAME}: "):
+            load_checkpoint(path)
+    index_path.write_text("{not json")
+    with pytest.raises(GlyphfuseError, match=rf"{INDEX_NAME}: not valid JSON"):
+        load_checkpoint(path)
+    index_path.write_text(json.dumps(index))
+    (path / WEIGHTS_NAME).write_bytes(b"")
+    with pytest.raises(GlyphfuseError, match="holds both"):
+        load_checkpoint(path)
+
+
+def test_shard_limits_and_fp16_range_are_checked(tmp_path):
+    config = micro_config()
+    model = random_model(config)
+    with pytest.raises(GlyphfuseError, match=r"tensor .* more than the shard limit"):
+        save_checkpoint(tmp_path / "small", model, config, max_shard_bytes=1000)
+    with torch.no_grad():
+        next(model.parameters()).fill_(1e6)
+    with pytest.raises(GlyphfuseError, match=r"beyond the range of float16; store it as bfloat16"):
+        save_checkpoint(tmp_path / "big", model, config, dtype="float16")
+    assert not (tmp_path / "small").exists() and not (tmp_path / "big").exists()
+    save_checkpoint(tmp_path / "big", model, config, dtype="bfloat16", max_shard_bytes=SHARD_LIMIT)  # bf16 holds it
+
+
+def test_sharded_checkpoint_is_replaced_like_any_checkpoint(sharded):
+    path, model, config = sharded
+    save_checkpoint(path, model, config)
+    assert sorted(p.name for p in path.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    load_checkpoint(path)
+
+
+def test_export_keeps_only_the_weights_and_takes_a_card(tmp_path, saved):
+    from glyphfuse.core.checkpoint import export_checkpoint
+
+    path, model, config = saved
+    training = _copy(path, tmp_path / "step_5")
+    (training / "training_state.safetensors").write_bytes(b"optimizer state")
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"name": "micro", "scores": []}))
+    out = export_checkpoint(training, tmp_path / "export", dtype="fp16", max_shard_bytes=SHARD_LIMIT, card=card)
+    assert not (out / "training_state.safetensors").exists() and read_model_card(out) == {"name": "micro", "scores": []}
+    assert read_checkpoint_info(out)["metadata"]["step"] == 12  # the source's metadata is kept
+    again = export_checkpoint(out, tmp_path / "again")  # the card travels on; one fp16 file
+    assert read_model_card(again)["name"] == "micro" and (again / WEIGHTS_NAME).is_file()
+    with pytest.raises(GlyphfuseError, match="folder is not empty"):
+        export_checkpoint(training, tmp_path / "export")
+    with pytest.raises(GlyphfuseError, match="is \\(or holds\\) the input checkpoint"):
+        export_checkpoint(training, training)
+
+
+def test_cli_export_of_a_run_folder(tmp_path, saved):
+    from typer.testing import CliRunner
+
+    from glyphfuse.cli import app
+
+    path, model, config = saved
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    _copy(path, run / "checkpoints" / "step_12")
+    (run / "checkpoints" / "latest").write_text("step_12\n")
+    result = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "pkg"), "--max-shard-mb", "0.05"])
+    assert result.exit_code == 0, result.output
+    assert "from " + str(run / "checkpoints" / "step_12") in result.output and "as fp16" in result.output
+    assert len(list((tmp_path / "pkg").glob("model-*.safetensors"))) >= 2
+    for args, message in ((["--out", str(tmp_path / "pkg")], "not an empty folder"), (["--out", str(tmp_path / "x"), "--dtype", "int8"], "--dtype must be")):
+        result = CliRunner().invoke(app, ["export", str(run), *args])
+        assert result.exit_code != 0 and message in str(result.exception or result.output)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from glyphfuse import evaluate
 from glyphfuse.cli import app
+from glyphfuse.cli.score_commands import report_tables
 from glyphfuse.core.checkpoint import save_checkpoint
 from glyphfuse.core.errors import GlyphfuseError
 from helpers import micro_config, random_model
@@ -133,5 +134,5 @@ def test_model_and_ground_truth_side_by_side(checkpoint, ground_truth, tmp_path)
     assert report["model"]["summary"]["n"] == 4 and report["settings"]["candidates"] == 2
     assert [s["seed"] for s in report["model"]["prompts"][1]["samples"]] == [4, 6]  # job j's candidates: 2j, 2j+1
     assert report["ground_truth"]["summary"]["cer"] < report["model"]["summary"]["cer"]  # random model vs real text
-    titles = [table.title for table in evaluate.report_tables(report)]
+    titles = [table.title for table in report_tables(report)]
     assert titles[-1] == "eval summary" and len(titles) == 2

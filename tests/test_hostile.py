@@ -29,7 +29,8 @@ from glyphfuse.core.config import ModelConfig, get_preset
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import load_image
 from glyphfuse.data import METADATA_FILE, ImageTextDataset, scan_image_folder
-from glyphfuse.train import LOCK, TrainConfig, find_latest_checkpoint, train
+from glyphfuse.run_folder import LOCK, find_latest_checkpoint
+from glyphfuse.train import TrainConfig, train
 from helpers import micro_config, random_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,7 +169,7 @@ def test_warm_start_needs_overwrite_for_a_non_empty_folder(tmp_path, monkeypatch
 
 # -- (2) one trainer per run folder ---------------------------------------------------------------
 
-HOLDER = "import sys; from glyphfuse.train import RunLock; lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read(); lock.release()"
+HOLDER = "import sys; from glyphfuse.run_folder import RunLock; lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read(); lock.release()"
 
 
 def _lock_holder(run: Path) -> subprocess.Popen:

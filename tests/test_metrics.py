@@ -1,4 +1,4 @@
-"""Metrics (DESIGN.md §4) on hand-computed cases, and the rejection-sampling rules (§3)."""
+"""Metrics (docs/design.md §4) on hand-computed cases, and the rejection-sampling rules (§3)."""
 
 import math
 import random

@@ -6,6 +6,8 @@ A 16 px ``tiny`` base and its 32 px SR model, a few steps on the CPU.
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,14 +16,16 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
-from glyphfuse.core.checkpoint import WEIGHTS_NAME, save_checkpoint
+from glyphfuse import cli
+from glyphfuse.core.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from glyphfuse.core.config import get_preset, sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.model import GlyphModel
 from glyphfuse.sampling import generate, save_images
 from glyphfuse.sr import check_sr_compatible, upsample_with_sr
+from glyphfuse.run_folder import find_latest_checkpoint
 from glyphfuse.sr_train import init_from_checkpoint, make_low_res, train_sr
-from glyphfuse.train import find_latest_checkpoint
+from glyphfuse.train import TrainConfig, train
 from glyphfuse.warm_start import warm_start_checkpoint
 
 
@@ -76,8 +80,6 @@ def test_check_sr_compatible():
 
 
 def test_two_stage_writes_an_upsampled_image(checkpoints, tmp_path):
-    from glyphfuse.core.checkpoint import load_checkpoint
-
     base, base_cfg = load_checkpoint(checkpoints[0])
     sr, sr_cfg = load_checkpoint(checkpoints[1])
     check_sr_compatible(base_cfg, sr_cfg)
@@ -124,8 +126,19 @@ def test_train_sr_starts_from_init_and_resumes_exactly(checkpoints, data_dir, tm
 
     straight = train_sr(data_dir, tmp_path / "a", init=init, overrides=_overrides())
     assert straight.step == 4 and all(torch.isfinite(torch.tensor(loss)) for _, loss in straight.losses)
-    first = train_sr(data_dir, tmp_path / "b", init=init, overrides=_overrides(), stop_after=3)
-    assert first.stopped_early and find_latest_checkpoint(tmp_path / "b").name == "step_2"
+    steps = []
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_3(step, metrics):  # the process "dies" after step 3, without a checkpoint for it
+        steps.append(step)
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_sr(data_dir, tmp_path / "b", init=init, overrides=_overrides(), on_step=kill_after_3)
+    assert steps[-1] == 3 and find_latest_checkpoint(tmp_path / "b").name == "step_2"
     resumed = train_sr(data_dir, tmp_path / "b", overrides={})  # no --init needed to resume
     assert resumed.step == 4
     a = load_file(str(find_latest_checkpoint(tmp_path / "a") / WEIGHTS_NAME))
@@ -152,12 +165,14 @@ def test_train_sr_refuses_wrong_inputs(checkpoints, data_dir, tmp_path):
         train_sr(data_dir, tmp_path / "z", model="tiny", overrides=_overrides())
 
 
+def test_the_trainer_refuses_an_sr_model_without_its_low_res_inputs(data_dir, tmp_path):
+    config = TrainConfig(model=sr_config_for(base_config(), 32).to_dict(), data=str(data_dir), **_overrides())
+    with pytest.raises(GlyphfuseError, match=r"super-resolution model .*glyphfuse\.sr_train\.train_sr \(glyphfuse train-sr\)"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_train_sr(checkpoints, data_dir, tmp_path, monkeypatch, capsys):
-    import json
-    import sys
-
-    from glyphfuse import cli
-
     out = tmp_path / "run"
     argv = ["glyphfuse", "train-sr", str(data_dir), "--init", str(checkpoints[1]), "--out", str(out), "--steps", "1", "--batch-size", "4",
             "--workers", "0", "--device", "cpu", "--no-progress", "--sample-every", "0", "--blur", "--lr", "1e-3"]

@@ -1,4 +1,4 @@
-"""Synthetic font data (glyphfuse.fonts, glyphfuse.synth) and the synth-fonts CLI."""
+"""Synthetic font data (glyphfuse.fonts, glyphfuse.synth and its synth_* modules) and the synth-fonts CLI."""
 
 import json
 import os
@@ -199,17 +199,17 @@ def test_tesseract_reads_synthetic_images(tmp_path):
 def test_glyph_cache_measures_exact_ink_even_for_oversized_glyphs(monkeypatch):
     from PIL import Image, ImageDraw
 
-    from glyphfuse import synth
+    from glyphfuse import synth_layout
 
     font = load_font(next(path for path in FONTS if Path(path).name == "DejaVuSerif.ttf"), 20)
-    monkeypatch.setattr(synth, "_GLYPHS", {})
-    normal = synth.get_glyph(font, "W")
+    monkeypatch.setattr(synth_layout, "_GLYPHS", {})
+    normal = synth_layout.get_glyph(font, "W")
     # a scratch canvas too small for the glyph must not cut it: the exact fallback measures it
     for side in (50, 30):  # glyph cut by the canvas edge / drawn entirely outside it
         tiny = Image.new("L", (side, side), 0)
-        monkeypatch.setattr(synth, "_SCRATCH", {20: (tiny, ImageDraw.Draw(tiny))})
-        monkeypatch.setattr(synth, "_GLYPHS", {})
-        fallback = synth.get_glyph(font, "W")
+        monkeypatch.setattr(synth_layout, "_SCRATCH", {20: (tiny, ImageDraw.Draw(tiny))})
+        monkeypatch.setattr(synth_layout, "_GLYPHS", {})
+        fallback = synth_layout.get_glyph(font, "W")
         assert fallback.bitmap is not None and fallback.bitmap.shape[0] >= normal.bitmap.shape[0]
         # same ink, possibly with blank rows/columns around it (PIL's box is not pixel-tight)
         top, left = normal.top - fallback.top, normal.left - fallback.left
@@ -275,17 +275,17 @@ def test_random_fraction_mixes_random_strings_with_words():
 
 
 def test_held_out_eval_tokens_are_never_rendered(monkeypatch):
-    from glyphfuse import synth
-    from glyphfuse.evaluate import load_prompts
+    from glyphfuse import synth_text
+    from glyphfuse.prompts import load_prompts
 
-    held_out = synth.held_out_tokens()
+    held_out = synth_text.held_out_tokens()
     for name in ("words", "lines2", "strings", "phrases", "multiline", "short"):
         for prompt in load_prompts(name)[0]:
-            assert all(synth.token_key(token) in held_out for token in prompt.split())
+            assert all(synth_text.token_key(token) in held_out for token in prompt.split())
     assert "the" not in held_out  # the original test prompt's ordinary words are not held out
     # make very common tokens "held out": they must then never appear
-    monkeypatch.setattr(synth, "held_out_tokens", lambda: frozenset({"the", "of", "and", "to", "a", "in"}))
-    style = synth.SynthStyle(charset="lower", random_fraction=0.0, lines=(1, 2), tokens=(1, 2), font_px=(10, 10), size=64)
+    monkeypatch.setattr(synth_text, "held_out_tokens", lambda: frozenset({"the", "of", "and", "to", "a", "in"}))
+    style = synth_text.SynthStyle(charset="lower", random_fraction=0.0, lines=(1, 2), tokens=(1, 2), font_px=(10, 10), size=64)
     texts = " ".join(example.text for example in _styled(style, count=150))
     assert not {"the", "of", "and", "to", "a", "in"} & set(texts.split())
 

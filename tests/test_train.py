@@ -18,14 +18,19 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from glyphfuse import run_folder
+from glyphfuse.batches import epoch_shard
+from glyphfuse.cli import app
 from glyphfuse.core import checkpoint as checkpoint_module
 from glyphfuse.core.checkpoint import load_checkpoint
+from glyphfuse.core.diffusion import GaussianDiffusion
 from glyphfuse.core.errors import GlyphfuseError
-import glyphfuse.train as train_module
 from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS, load_prompt_file
+from glyphfuse.run_folder import find_latest_checkpoint
 from glyphfuse.sr_train import prepare_super_resolution_batch
-from glyphfuse.train import TrainConfig, epoch_shard, find_latest_checkpoint, train
+from glyphfuse.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 5  # 12 images / batch 4 = 3 steps per epoch: the runs cross an epoch boundary
@@ -67,6 +72,23 @@ def tiny_config(data: Path, **changes) -> TrainConfig:
     return TrainConfig(**values)
 
 
+class Killed(Exception):
+    """Raised from on_step: the process "dies" after that step, without writing a checkpoint."""
+
+
+def kill_after(steps: int):
+    """An on_step hook that kills the run after ``steps`` optimizer steps; ``.steps`` records
+    the steps it saw."""
+
+    def on_step(step, metrics):
+        on_step.steps.append(step)
+        if len(on_step.steps) >= steps:
+            raise Killed
+
+    on_step.steps = []
+    return on_step
+
+
 def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(raw weights, EMA weights) of the run's latest checkpoint."""
     latest = find_latest_checkpoint(run_dir)
@@ -95,8 +117,10 @@ def reference_run(data_dir, tmp_path_factory) -> Path:
 def test_kill_and_resume_matches_uninterrupted_run(data_dir, reference_run, tmp_path):
     run = tmp_path / "run"
     # "kill" after step 3: no checkpoint for it; the latest is step 2
-    first = train(tiny_config(data_dir), run, stop_after=3)
-    assert first.stopped_early and first.step == 3
+    killed = kill_after(3)
+    with pytest.raises(Killed):
+        train(tiny_config(data_dir), run, on_step=killed)
+    assert killed.steps[-1] == 3
     assert (run / "checkpoints" / "latest").read_text().strip() == "step_2"
     resumed = train(tiny_config(data_dir), run)
     assert resumed.step == STEPS
@@ -162,19 +186,19 @@ def test_crash_inside_checkpoint_write_keeps_latest_loadable(data_dir, reference
 def test_crash_before_pointer_update_resumes_from_previous(data_dir, reference_run, tmp_path, monkeypatch):
     """step_4 is complete but `latest` never moved: resume from step_2 and overwrite step_4."""
     run = tmp_path / "run"
-    real_write = train_module._write_text_atomic
+    real_write = run_folder.write_text_atomic
 
     def dying_write(path, text):
         if path.name == "latest" and text.strip() == "step_4":
             raise KeyboardInterrupt  # the process dies between the rename and the pointer update
         real_write(path, text)
 
-    monkeypatch.setattr(train_module, "_write_text_atomic", dying_write)
+    monkeypatch.setattr(run_folder, "write_text_atomic", dying_write)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(data_dir), run)
     assert (run / "checkpoints" / "step_4").is_dir()
     assert find_latest_checkpoint(run) == run / "checkpoints" / "step_2"
-    monkeypatch.setattr(train_module, "_write_text_atomic", real_write)
+    monkeypatch.setattr(run_folder, "write_text_atomic", real_write)
     train(tiny_config(data_dir), run)
     for got, want in zip(final_state(run), final_state(reference_run)):
         assert_same_weights(got, want)
@@ -251,10 +275,18 @@ def test_dataset_smaller_than_batch_is_a_clear_error(tmp_path):
 # -- (6) NaN -------------------------------------------------------------------------------------
 
 
-def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(data_dir, tmp_path):
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
     run = tmp_path / "run"
+    real_loss, calls = GaussianDiffusion.training_loss, []
+
+    def nan_at_step_5(self, *args, **kwargs):  # one micro-batch a step: the 5th call is step 5
+        calls.append(1)
+        loss = real_loss(self, *args, **kwargs)
+        return loss * float("nan") if len(calls) == 5 else loss
+
+    monkeypatch.setattr(GaussianDiffusion, "training_loss", nan_at_step_5)
     with pytest.raises(GlyphfuseError, match=r"at step 5 .*last good checkpoint is .*step_4"):
-        train(tiny_config(data_dir), run, nan_at_step=5)
+        train(tiny_config(data_dir), run)
     assert find_latest_checkpoint(run).name == "step_4"
     assert not (run / "checkpoints" / "step_5").exists()
     model, _ = load_checkpoint(run / "checkpoints" / "step_4")
@@ -292,10 +324,6 @@ def test_super_resolution_batch_preparation():
 
 
 def test_cli_train_base_trains_samples_and_resumes(data_dir, tmp_path):
-    from typer.testing import CliRunner
-
-    from glyphfuse.cli import app
-
     run = tmp_path / "run"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# two prompts\nhi\nA\\nB\n")

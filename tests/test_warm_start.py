@@ -14,6 +14,8 @@ import torch
 from rich.console import Console
 from safetensors.torch import load_file
 
+from glyphfuse import cli
+from glyphfuse.cli.train_commands import report_table
 from glyphfuse.core.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from glyphfuse.core.config import get_preset, sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
@@ -26,7 +28,6 @@ from glyphfuse.warm_start import (
     level_layout,
     plan_warm_start,
     report_rows,
-    report_table,
     sr_name_for,
     warm_start_checkpoint,
     warm_start_model,
@@ -127,7 +128,7 @@ def test_copied_count_is_the_shared_structure(warm_checkpoint):
     # every tensor not copied is listed with a reason, and the table shows them
     assert all(e.reason for e in report.entries if e.status != COPIED)
     console = Console(record=True, width=200)
-    console.print(report_table(report))
+    console.print(report_table(report_rows(report), report.summary()))
     text = console.export_text()
     for phrase in ("new outer level (32 px)", "input conv", "final output layers", "low-res noise embedding", "upsampling 16 px"):
         assert phrase in text
@@ -222,8 +223,6 @@ def test_incompatible_sr_is_refused(base_checkpoint, warm_checkpoint, tmp_path):
 
 
 def test_cli_warm_start(base_checkpoint, tmp_path, monkeypatch, capsys):
-    from glyphfuse import cli
-
     out = tmp_path / "sr"
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setattr(sys, "argv", ["glyphfuse", "warm-start", str(base_checkpoint), "--out", str(out), "--sr-size", "32"])

@@ -21,17 +21,18 @@ fi
     --sample-prompts examples/recipes/lines64-prompts.txt --workers 1 --seed 0 --device cpu --no-progress
 checkpoint="$work/run/checkpoints/$(cat "$work/run/checkpoints/latest")"
 
-# 3. eval on the held-out sets (single sample, DDIM 50 steps, guidance 3, no rejection), the
+# 3. eval on the held-out sets (single sample, DDIM 50 steps and the default DDIM 8, guidance 3, no rejection), the
 #    words set again with 8 candidates, and the OCR ceiling on real renderings of the same prompts
 for set in words lines2 strings; do
-    "$glyphfuse" eval --checkpoint "$checkpoint" --prompts "$set" -n 2 --seed 0 --json "$work/eval_$set.json"
+    "$glyphfuse" eval --checkpoint "$checkpoint" --prompts "$set" -n 2 --seed 0 --steps 50 --json "$work/eval_$set.json"
+    "$glyphfuse" eval --checkpoint "$checkpoint" --prompts "$set" -n 4 --seed 0 --json "$work/eval_${set}_default_steps.json"
     grep -v '^#' "glyphfuse/resources/prompts/$set.txt" > "$work/prompts_$set.txt"
     if [ ! -f "$work/truth_$set/metadata.jsonl" ]; then
         "$glyphfuse" synth-fonts "$work/truth_$set" --recipe lines64 --text-file "$work/prompts_$set.txt" --count 200 --seed 1 --overwrite
     fi
     "$glyphfuse" eval --ground-truth "$work/truth_$set" --json "$work/ceiling_$set.json"
 done
-"$glyphfuse" eval --checkpoint "$checkpoint" --prompts words -n 2 --candidates 8 --seed 0 --json "$work/eval_words_best8.json"
+"$glyphfuse" eval --checkpoint "$checkpoint" --prompts words -n 2 --candidates 8 --seed 0 --steps 50 --json "$work/eval_words_best8.json"
 
 # 4. packaging (the card holds the figures above): python examples/recipes/package_default_model.py "$checkpoint" examples/recipes/lines64-card.json
 echo "trained checkpoint: $checkpoint"

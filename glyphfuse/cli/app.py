@@ -7,9 +7,25 @@ from rich.console import Console
 
 from glyphfuse import __version__
 
+HELP = """Train and sample diffusion models that write a given text legibly into images.
+
+The pipeline: [bold]synth-fonts[/] renders training images -> [bold]train-base[/] trains a model -> [bold]warm-start[/] + [bold]train-sr[/] add a super-resolution stage -> [bold]sample[/] draws images (best of N by OCR) -> [bold]eval[/] scores how legibly a model writes held-out prompts. [bold]export[/] packages weights; [bold]info[/] describes models; [bold]ocr-rank[/] reads any images.
+
+[bold]Examples[/]
+
+  glyphfuse sample "hello\\nworld" -o hello.png --candidates 8
+
+  glyphfuse synth-fonts data/lines64 --recipe lines64 --count 100000 -j 2
+
+  glyphfuse train-base data/lines64 -o runs/mine -m lines64 --lr 2e-3
+
+  glyphfuse eval -c runs/mine/checkpoints/step_2500 -p words -n 2
+
+Run glyphfuse COMMAND --help for a command's options and examples."""
+
 app = typer.Typer(
     name="glyphfuse",
-    help="Train and sample diffusion models that write a given text legibly into images.",
+    help=HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

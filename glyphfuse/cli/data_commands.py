@@ -6,12 +6,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from glyphfuse.cli.app import app, console
-from glyphfuse.cli.options import finite, seed_range
-from glyphfuse.core.errors import GlyphfuseError
 
 
 # --- synth-fonts ---------------------------------------------------------------------------------
@@ -42,15 +38,19 @@ def synth_fonts(
 ) -> None:
     """Render synthetic training images: text in real fonts on flat backgrounds.
 
-    A word is never split over lines, and no word of the packaged eval prompt sets is ever drawn.
+    Each image is NAME.png plus NAME.txt (its transcript, line breaks kept), listed in metadata.jsonl. Image i depends only on --seed and i, so the files are byte-identical for any --workers.
+
+    --recipe picks a named data style (lines64 is the default model's data); the layout options override its settings. A word is never split over lines, and no word of the packaged eval prompt sets is ever drawn.
 
     [bold]Examples[/]
 
-      glyphfuse synth-fonts data/lines64 --recipe lines64 --count 100000 --workers 2
+      glyphfuse synth-fonts data/lines64 --recipe lines64 --count 100000 -j 2
 
-      glyphfuse synth-fonts data/synth128 --count 100000 --size 128 --workers 2
+      glyphfuse synth-fonts data/synth128 --count 100000 --size 128 -j 2
 
-      glyphfuse synth-fonts data/mine --size 64 --align center --placement center --background light --charset letters --random-fraction 0.3 --lines 1-3 --tokens 1-2
+      glyphfuse synth-fonts data/mine --size 64 --charset letters --lines 1-3
+
+      glyphfuse synth-fonts data/own --text-file my_lines.txt --color
     """
     from glyphfuse.synth import SynthStyle, get_data_recipe, parse_range, synthesize
 

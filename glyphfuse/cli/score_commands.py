@@ -1,17 +1,30 @@
-"""``glyphfuse ocr-rank`` and ``eval``: read images with OCR and score models."""
+"""``glyphfuse ocr-rank`` and ``eval``: read images with OCR and score models.
+
+The library returns data (rows, reports); the tables that show them live here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from glyphfuse.cli.app import app, console
-from glyphfuse.cli.options import finite, seed_range
-from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.cli import options
+from glyphfuse.cli.app import app
+from glyphfuse.metrics import normalize_text
+
+
+def display_text(text: str | None) -> str:
+    """One-line rendering of a transcript for tables: newlines shown as ' / '."""
+    return "" if text is None else normalize_text(text.replace("\n", " / "))
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 # --- ocr-rank ------------------------------------------------------------------------------------
@@ -33,27 +46,17 @@ def ocr_rank(
 
       glyphfuse ocr-rank data/synth128 --csv ranking.csv
     """
-    from rich.markup import escape
-    from rich.table import Table
-
-    from glyphfuse import ranking, sampling
+    from glyphfuse import ranking
     from glyphfuse.core.files import check_writable
+    from glyphfuse.prompts import parse_prompt
 
     if prompt is not None:
-        prompt = sampling.parse_prompt(prompt)
+        prompt = parse_prompt(prompt)
     for report_path in (json_out, csv_out):
         if report_path is not None:
             check_writable(report_path)  # before the OCR work, not after
     rows = ranking.top_rows(ranking.rank_folder(folder, prompt=prompt, processes=processes, case_insensitive=case_insensitive, show_progress=True), top)
-    table = Table(title=f"ocr-rank {folder}")
-    for column, justify in (("#", "right"), ("file", "left"), ("OCR text", "left"), ("similarity", "right"), ("CER", "right")):
-        table.add_column(column, justify=justify)
-    for row in rows:
-        if row["error"] is None:
-            table.add_row(str(row["rank"]), escape(row["file"]), escape(ranking.display_text(row["ocr"])), f"{row['similarity']:.3f}", f"{row['cer']:.3f}")
-        else:
-            table.add_row("-", escape(row["file"]), f"[red]error: {escape(row['error'])}[/]", "-", "-")
-    Console().print(table)
+    Console().print(ranking_table(f"ocr-rank {folder}", rows))
     stats = ranking.summary(rows)
     if stats["n"]:
         print(f"{stats['n']} images scored, {stats['errors']} errors: mean CER {stats['cer']:.3f}, exact {stats['exact']:.3f}, exact_ci {stats['exact_ci']:.3f}")
@@ -65,34 +68,47 @@ def ocr_rank(
         ranking.write_report(csv_out, ranking.report_csv(rows))
 
 
+def ranking_table(title: str, rows: list[dict]) -> Table:
+    """The ocr-rank rows (glyphfuse.ranking.rank_folder) as a table, best first, errors in red."""
+    table = Table(title=escape(title))
+    for column, justify in (("#", "right"), ("file", "left"), ("OCR text", "left"), ("similarity", "right"), ("CER", "right")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        if row["error"] is None:
+            table.add_row(str(row["rank"]), escape(row["file"]), escape(display_text(row["ocr"])), f"{row['similarity']:.3f}", f"{row['cer']:.3f}")
+        else:
+            table.add_row("-", escape(row["file"]), f"[red]error: {escape(row['error'])}[/]", "-", "-")
+    return table
+
+
 # --- eval ----------------------------------------------------------------------------------------
 @app.command("eval")
 def eval_command(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Base model checkpoint to evaluate. Default: the packaged model (skipped when only --ground-truth is given)."),
     sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: evaluate the two-stage pipeline."),
-    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), short, phrases, multiline."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), lines2, strings, short, phrases, multiline, original."),
     num: int = typer.Option(4, "--num", "-n", min=1, help="Samples per prompt."),
-    candidates: int = typer.Option(1, "--candidates", min=1, help="OCR rejection sampling: each sample is the best of this many candidates."),
-    seed: int = typer.Option(0, "--seed", callback=seed_range, help="Random seed (recorded in the report). Same seed and settings -> same report."),
-    steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps of the base model."),
-    sampler: str = typer.Option("ddim", "--sampler", help="ddim, ddpm or dpmpp-2m (DPM-Solver++(2M))."),
-    guidance: float = typer.Option(3.0, "--guidance", "-g", callback=finite, help="Classifier-free guidance scale."),
-    sr_steps: Optional[int] = typer.Option(None, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps)."),
-    sr_guidance: float = typer.Option(1.0, "--sr-guidance", callback=finite, help="Guidance scale of the SR model."),
-    keep_only_if_above: float = typer.Option(0.8, "--keep-only-if-above", min=0.0, max=1.0, callback=finite, help="Rejection sampling: keep only candidates at or above this if the best reaches it."),
-    delete_under: float = typer.Option(0.3, "--delete-under", min=0.0, max=1.0, callback=finite, help="Rejection sampling: otherwise drop candidates under this."),
+    candidates: int = options.CANDIDATES,
+    seed: int = options.SEED,
+    steps: int = options.STEPS,
+    sampler: str = options.SAMPLER,
+    guidance: float = options.GUIDANCE,
+    eta: float = options.ETA,
+    dynamic_threshold: Optional[float] = options.DYNAMIC_THRESHOLD,
+    sr_steps: Optional[int] = options.SR_STEPS,
+    sr_guidance: float = options.SR_GUIDANCE,
+    keep_only_if_above: float = options.KEEP_ONLY_IF_ABOVE,
+    delete_under: float = options.DELETE_UNDER,
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here (an existing file is replaced)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Also save every evaluated image into this folder (pPPP_sK.png)."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward pass."),
-    ocr_processes: Optional[int] = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+    batch_size: int = options.BATCH_SIZE,
+    ocr_processes: Optional[int] = options.OCR_PROCESSES,
+    device: str = options.DEVICE,
 ) -> None:
     """Score how legibly a model writes held-out prompts: mean CER, exact and exact_ci by OCR.
 
-    Each prompt is sampled -n times (with --candidates N: each the OCR-best of N); all images are
-    read with tesseract and compared with their prompts (DESIGN.md §4). --ground-truth reads real
-    renderings the same way: what a perfect generator would score at that size.
+    Each prompt is sampled -n times (with --candidates N: each the OCR-best of N); all images are read with tesseract and compared with their prompts (docs/design.md §4). --ground-truth reads real renderings the same way: what a perfect generator would score at that size.
 
     [bold]Examples[/]
 
@@ -102,26 +118,54 @@ def eval_command(
 
       glyphfuse synth-fonts /tmp/gt64 --count 200 --size 64 --seed 1 && glyphfuse eval --ground-truth /tmp/gt64
     """
-    from rich.console import Console as StdoutConsole
-
     from glyphfuse import evaluate, ocr, ranking
     from glyphfuse.core.files import check_writable
-    from glyphfuse.core.diffusion import check_sampler
 
-    check_sampler(sampler)
+    settings = options.sampling_settings(
+        steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
+        candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
+        sr_steps=sr_steps, sr_guidance=sr_guidance, batch_size=batch_size,
+    )
     if json_out is not None:
         check_writable(json_out)  # before the sampling and OCR work, not after
     if images is not None:
         check_writable(images / "p000_s0.png")
     with ocr.progress_shown():  # also for the OCR of --ground-truth
         report = evaluate.run_eval(
-            checkpoint, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, candidates=candidates,
-            seed=seed, steps=steps, sampler=sampler, guidance=guidance, sr_steps=sr_steps, sr_guidance=sr_guidance,
-            keep_only_if_above=keep_only_if_above, delete_under=delete_under, device=device, ocr_processes=ocr_processes,
-            batch_size=batch_size, show_progress=True, images_dir=images,
+            checkpoint, settings, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num,
+            device=device, ocr_processes=ocr_processes, show_progress=True, images_dir=images,
         )
-    for table in evaluate.report_tables(report):
-        StdoutConsole().print(table)
+    for table in report_tables(report):
+        Console().print(table)
     if json_out is not None:
         ranking.write_report(json_out, evaluate.report_json(report))
         print(f"wrote {json_out}")
+
+
+def report_tables(report: dict) -> list[Table]:
+    """The eval report (glyphfuse.evaluate.run_eval) as tables: per-prompt rows (when a model was
+    evaluated) and the summary (model and/or OCR ceiling)."""
+    tables = []
+    model = report.get("model")
+    if model is not None:
+        settings = report["settings"]
+        per_prompt = Table(title=escape(f"eval {settings.get('checkpoint') or 'default model'} on {settings.get('prompts')}"))
+        for column, justify in (("prompt", "left"), ("n", "right"), ("CER", "right"), ("exact", "right"), ("exact_ci", "right"),
+                                ("similarity", "right"), ("OCR of sample 0", "left")):
+            per_prompt.add_column(column, justify=justify)
+        for row in model["prompts"]:
+            first = row["samples"][0]["ocr"] if row["samples"] else None
+            per_prompt.add_row(escape(display_text(row["prompt"])), str(row["n"]), _fmt(row["cer"]), _fmt(row["exact"]),
+                               _fmt(row["exact_ci"]), _fmt(row["similarity"]), escape(display_text(first)))
+        tables.append(per_prompt)
+    summary = Table(title="eval summary")
+    for column in ("", "images", "CER", "exact", "exact_ci", "similarity"):
+        summary.add_column(column, justify="left" if not column else "right")
+    truth = report.get("ground_truth")
+    parts = [("model", model)] + ([(f"ground truth (OCR ceiling): {truth['folder']}", truth)] if truth is not None else [])
+    for label, part in parts:
+        if part is not None:
+            s = part["summary"]
+            summary.add_row(escape(label), str(s["n"]), _fmt(s["cer"]), _fmt(s["exact"]), _fmt(s["exact_ci"]), _fmt(s["similarity"]))
+    tables.append(summary)
+    return tables

@@ -1,51 +1,124 @@
-"""``glyphfuse train-base``, ``warm-start`` and ``train-sr``: train models."""
+"""``glyphfuse train-base``, ``warm-start`` and ``train-sr``: train models.
+
+The options that the two training commands share are declared once, in :data:`TRAINING_OPTIONS`:
+one row per flag, naming the TrainConfig field it sets. :func:`training_command` appends them to a
+command's own parameters and hands the command ``overrides`` ({field: value, None = not given})
+and ``resume``. A new training flag is a TrainConfig field plus one row.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from glyphfuse.cli.app import app, console
+from glyphfuse.cli.app import app
 from glyphfuse.cli.options import finite, seed_range
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.prompts import load_prompt_file
+
+BASE, SR = "train-base", "train-sr"
+
+
+def _prompts_of(path: Optional[Path]) -> Optional[list[str]]:
+    return load_prompt_file(path) if path is not None else None
+
+
+def _progress_of(no_progress: bool) -> Optional[bool]:
+    return False if no_progress else None
+
+
+@dataclass(frozen=True)
+class TrainingOption:
+    """One flag of the training commands."""
+
+    name: str  # the command's parameter
+    config_field: Optional[str]  # the TrainConfig field it sets (None: a command argument of its own)
+    annotation: Any
+    flags: tuple[str, ...]
+    help: str | dict[str, str]  # the same for every command, or one text per command
+    checks: dict[str, Any] = field(default_factory=dict)  # typer.Option's min=, callback= ...
+    default: Any = None
+    commands: tuple[str, ...] = (BASE, SR)
+    convert: Callable[[Any], Any] = lambda value: value  # flag value -> TrainConfig value
+
+    def option(self, command: str) -> Any:
+        text = self.help if isinstance(self.help, str) else self.help[command]
+        return typer.Option(self.default, *self.flags, help=text, **self.checks)
+
+
+# In the order `--help` lists them (after each command's own parameters).
+TRAINING_OPTIONS = (
+    TrainingOption("steps", "max_steps", Optional[int], ("--steps",), "Train until this many optimizer steps in total (default 100000).", {"min": 1}),
+    TrainingOption("batch_size", "batch_size", Optional[int], ("--batch-size", "-b"), "Images per process per micro-batch (default 32).", {"min": 1}),
+    TrainingOption("grad_accum", "grad_accum", Optional[int], ("--grad-accum",), "Micro-batches per optimizer step (default 1).", {"min": 1}),
+    TrainingOption("lr", "lr", Optional[float], ("--lr",), {BASE: "Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3).", SR: "Peak AdamW learning rate (default 1e-4)."}, {"callback": finite}),
+    TrainingOption("warmup", "warmup_steps", Optional[int], ("--warmup",), "Linear warm-up steps, then constant LR (default 1000).", {"min": 0}),
+    TrainingOption("ema_decay", "ema_decay", Optional[float], ("--ema-decay",), "EMA decay of the sampled weights (default 0.9999).", {"callback": finite}),
+    TrainingOption("text_dropout", "text_dropout", Optional[float], ("--text-dropout",), "Fraction of transcripts replaced by the guidance null input (default 0.1).", {"callback": finite}),
+    TrainingOption("blur", "sr_blur", Optional[bool], ("--blur/--no-blur",), "Lightly blur the low-res input (Gaussian sigma 0.4-0.6), as the original did (default off).", commands=(SR,)),
+    TrainingOption("device", "device", Optional[str], ("--device",), "auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
+    TrainingOption("resume", None, Optional[bool], ("--resume/--no-resume",), "Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
+    TrainingOption("checkpoint_every", "checkpoint_every", Optional[int], ("--checkpoint-every",), "Steps between checkpoints (default 1000; also written at the end and on Ctrl-C).", {"min": 0}),
+    TrainingOption("keep_last", "keep_last", Optional[int], ("--keep-last",), "Step checkpoints to keep (default 3; 0 keeps all).", {"min": 0}),
+    TrainingOption("sample_every", "sample_every", Optional[int], ("--sample-every",), {
+        BASE: "Steps between sample grids samples/step_N.png (default 1000; 0 = never).",
+        SR: "Steps between sample grids samples/step_N.png: low-res | SR | ground truth (default 1000; 0 = never).",
+    }, {"min": 0}),
+    TrainingOption("sample_prompts", "sample_prompts", Optional[Path], ("--sample-prompts",), "Prompt file for the sample grids (one per line, \\n = line break). Default: examples/sample_prompts.txt's list.", commands=(BASE,), convert=_prompts_of),
+    TrainingOption("log_every", "log_every", Optional[int], ("--log-every",), "Steps between metrics.jsonl rows (default 50).", {"min": 1}),
+    TrainingOption("workers", "num_workers", Optional[int], ("--workers",), "DataLoader worker processes (default 2).", {"min": 0}),
+    TrainingOption("compile_model", "compile", Optional[bool], ("--compile/--no-compile",), "torch.compile the model (default off)."),
+    TrainingOption("seed", "seed", Optional[int], ("--seed",), {BASE: "Seed of the initial weights, data order and noise (default 0).", SR: "Seed of the data order and noise (default 0)."}, {"callback": seed_range}),
+    TrainingOption("no_progress", "progress", bool, ("--no-progress",), "No progress bar (a line every --log-every steps instead).", default=False, convert=_progress_of),
+)
+
+
+def training_command(name: str) -> Callable[[Callable], Callable]:
+    """``@app.command(name)`` for a training command: its own parameters come first, then the
+    TRAINING_OPTIONS of this command; the function receives ``overrides`` (TrainConfig field ->
+    value or None) and every option without a field (``resume``) as keyword arguments."""
+
+    def register(command: Callable) -> Callable:
+        rows = [row for row in TRAINING_OPTIONS if name in row.commands]
+        separate = {row.name for row in rows if row.config_field is None}
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "overrides" and p.name not in separate]
+        added = [inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=row.option(name), annotation=row.annotation) for row in rows]
+
+        @functools.wraps(command)
+        def parsed(**values: Any) -> Any:
+            overrides = {row.config_field: row.convert(values.pop(row.name)) for row in rows if row.config_field is not None}
+            return command(**values, overrides=overrides)
+
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+        parsed.__signature__ = inspect.Signature(parameters)  # what typer reads
+        parsed.__annotations__ = {p.name: p.annotation for p in parameters}
+        return app.command(name)(parsed)
+
+    return register
 
 
 # --- train-base ----------------------------------------------------------------------------------
-@app.command("train-base")
+@training_command(BASE)
 def train_base(
     data: Path = typer.Argument(..., help="Image folder: name.png + name.txt pairs and/or metadata.jsonl (e.g. from synth-fonts)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, words32, base64, base128) or a ModelConfig JSON file. Default base64."),
     config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
-    lr: Optional[float] = typer.Option(None, "--lr", callback=finite, help="Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3)."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
-    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", callback=finite, help="EMA decay of the sampled weights (default 0.9999)."),
-    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", callback=finite, help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
-    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Steps between checkpoints (default 1000; also written at the end and on Ctrl-C)."),
-    keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0, help="Step checkpoints to keep (default 3; 0 keeps all)."),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every", min=0, help="Steps between sample grids samples/step_N.png (default 1000; 0 = never)."),
-    sample_prompts: Optional[Path] = typer.Option(None, "--sample-prompts", help="Prompt file for the sample grids (one per line, \\n = line break). Default: examples/sample_prompts.txt's list."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
-    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
-    seed: Optional[int] = typer.Option(None, "--seed", callback=seed_range, help="Seed of the initial weights, data order and noise (default 0)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
+    *,
+    resume: Optional[bool],
+    overrides: dict[str, Any],
 ) -> None:
     """Train a base model on an image folder; resumable, multi-GPU with torchrun.
 
-    Running the same command again continues from OUT/checkpoints/latest exactly (same data
-    order, LR and randomness); a resumed run keeps its saved settings (run.json) except the
-    options given again, e.g. a larger --steps. Ctrl-C / SIGTERM finish the step, write a
-    checkpoint and exit (130 / 143).
+    Running the same command again continues from OUT/checkpoints/latest exactly (same data order, LR and randomness); a resumed run keeps its saved settings (run.json) except the options given again, e.g. a larger --steps. Ctrl-C / SIGTERM finish the step, write a checkpoint and exit (130 / 143).
 
     [bold]Examples[/]
 
@@ -59,21 +132,12 @@ def train_base(
 
     Then sample from the EMA weights: glyphfuse sample "hello" -o hello.png --checkpoint runs/tiny/checkpoints/step_500
     """
-    from glyphfuse import train as trainer
-    from glyphfuse.prompts import load_prompt_file
+    from glyphfuse.train import config_for_run, train
 
-    overrides = {
-        "max_steps": steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "warmup_steps": warmup,
-        "ema_decay": ema_decay, "text_dropout": text_dropout, "device": device, "checkpoint_every": checkpoint_every,
-        "keep_last": keep_last, "sample_every": sample_every, "log_every": log_every, "num_workers": workers,
-        "compile": compile_model, "seed": seed,
-        "sample_prompts": load_prompt_file(sample_prompts) if sample_prompts is not None else None,
-        "progress": False if no_progress else None,
-    }
-    train_config = trainer.config_for_run(data, out, config_file=config, model=model, overrides=overrides, resume=resume)
+    train_config = config_for_run(data, out, config_file=config, model=model, overrides=overrides, resume=resume)
     if train_config.model_config().is_super_resolution:
         raise GlyphfuseError(f"model {train_config.model_config().name!r} is a super-resolution model; train-base needs a base model (use train-sr)")
-    result = trainer.train(train_config, out, resume=resume)
+    result = train(train_config, out, resume=resume)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
@@ -99,41 +163,43 @@ def warm_start(
 
       glyphfuse warm-start runs/tiny --out ckpt/tiny-sr128 --sr-size 128
     """
-    from glyphfuse.warm_start import report_table, warm_start_checkpoint
+    from glyphfuse.warm_start import report_rows, warm_start_checkpoint
 
     path, report = warm_start_checkpoint(base_checkpoint, out, sr_size=sr_size, seed=seed, low_res_noise_max=low_res_noise_max, name=name, overwrite=overwrite)
-    Console().print(report_table(report, title=escape(f"warm start {base_checkpoint} -> {path}")))
+    Console().print(report_table(report_rows(report), report.summary(), title=escape(f"warm start {base_checkpoint} -> {path}")))
     print(
         f"wrote {path}: copied {report.parameters('copied'):,} parameters ({report.tensors('copied')} tensors), "
         f"new {report.parameters('new'):,}, skipped {report.parameters('skipped'):,}"
     )
 
 
-@app.command("train-sr")
+STATUS_COLOURS = {"copied": "green", "new": "yellow", "skipped": "red"}
+
+
+def report_table(rows: list[tuple[str, str, str, int, int, str]], summary: dict[str, int], title: str = "warm start") -> Table:
+    """The warm-start report as a rich Table: one row per block and fate
+    (:func:`glyphfuse.warm_start.report_rows`), then the totals of ``WarmStartReport.summary()``."""
+    table = Table(title=title)
+    for column, justify in (("status", "left"), ("base", "left"), ("SR", "left"), ("tensors", "right"), ("parameters", "right"), ("reason", "left")):
+        table.add_column(column, justify=justify)
+    for status, base, sr, tensors, params, why in rows:
+        table.add_row(f"[{STATUS_COLOURS[status]}]{status}[/]", escape(base), escape(sr), str(tensors), f"{params:,}", escape(why))
+    table.add_section()
+    for status in STATUS_COLOURS:
+        table.add_row(f"[bold]{status}[/]", "", "", str(summary[f"{status}_tensors"]), f"{summary[f'{status}_parameters']:,}", "total")
+    return table
+
+
+@training_command(SR)
 def train_sr(
     data: Path = typer.Argument(..., help="Image folder at the SR size or larger: name.png + name.txt pairs and/or metadata.jsonl."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
     init: Optional[Path] = typer.Option(None, "--init", help="Warm-started SR checkpoint to start from (glyphfuse warm-start). Not needed to resume."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Instead of --init: an SR ModelConfig JSON file or preset (sr256), trained from random init."),
     config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train until this many optimizer steps in total (default 100000)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Images per process per micro-batch (default 32)."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", min=1, help="Micro-batches per optimizer step (default 1)."),
-    lr: Optional[float] = typer.Option(None, "--lr", callback=finite, help="Peak AdamW learning rate (default 1e-4)."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Linear warm-up steps, then constant LR (default 1000)."),
-    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", callback=finite, help="EMA decay of the sampled weights (default 0.9999)."),
-    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", callback=finite, help="Fraction of transcripts replaced by the guidance null input (default 0.1)."),
-    blur: Optional[bool] = typer.Option(None, "--blur/--no-blur", help="Lightly blur the low-res input (Gaussian sigma 0.4-0.6), as the original did (default off)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),
-    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Default: resume automatically when OUT has a checkpoint. --resume requires one; --no-resume refuses a used OUT."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, help="Steps between checkpoints (default 1000; also written at the end and on Ctrl-C)."),
-    keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0, help="Step checkpoints to keep (default 3; 0 keeps all)."),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every", min=0, help="Steps between sample grids samples/step_N.png: low-res | SR | ground truth (default 1000; 0 = never)."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl rows (default 50)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default 2)."),
-    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)."),
-    seed: Optional[int] = typer.Option(None, "--seed", callback=seed_range, help="Seed of the data order and noise (default 0)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (a line every --log-every steps instead)."),
+    *,
+    resume: Optional[bool],
+    overrides: dict[str, Any],
 ) -> None:
     """Train a super-resolution model on an image folder, on the same trainer as train-base.
 
@@ -147,14 +213,8 @@ def train_sr(
 
       torchrun --nproc_per_node 4 -m glyphfuse train-sr data/synth256 --init ckpt/sr256-init --out runs/sr256
     """
-    from glyphfuse import sr_train
+    from glyphfuse.sr_train import train_sr as train_super_resolution
 
-    overrides = {
-        "max_steps": steps, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "warmup_steps": warmup,
-        "ema_decay": ema_decay, "text_dropout": text_dropout, "sr_blur": blur, "device": device,
-        "checkpoint_every": checkpoint_every, "keep_last": keep_last, "sample_every": sample_every, "log_every": log_every,
-        "num_workers": workers, "compile": compile_model, "seed": seed, "progress": False if no_progress else None,
-    }
-    result = sr_train.train_sr(data, out, init=init, model=model, config_file=config, overrides=overrides, resume=resume)
+    result = train_super_resolution(data, out, init=init, model=model, config_file=config, overrides=overrides, resume=resume)
     if result.exit_code:
         raise typer.Exit(result.exit_code)

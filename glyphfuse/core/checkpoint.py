@@ -1,8 +1,10 @@
 """Checkpoint I/O: a checkpoint is a folder holding
 
-* ``model.safetensors`` – the model weights (fp32, or fp16/bf16 when saved that way), and
+* ``model.safetensors`` – the model weights (fp32, or fp16/bf16 when saved that way), or the
+  same weights split over size-limited shards plus an index (:mod:`glyphfuse.core.shards`), and
 * ``config.json``      – ``{"model": <ModelConfig dict>, "glyphfuse": {"version", "created",
   "weights_dtype", "metadata": {...}}}``: everything needed to rebuild the exact model.
+* ``card.json``        – optional model card: domain, recipe, measured scores.
 
 Weights are only ever stored as safetensors and metadata as JSON (never pickle). Every file is
 written atomically: a whole checkpoint is written into a temporary sibling folder and renamed
@@ -25,28 +27,19 @@ from typing import Any, Mapping
 
 import torch
 
+from glyphfuse import __version__
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.files import fsync_dir, output_error, umask, write_bytes_atomic
+from glyphfuse.core.files import fsync_dir, output_error, read_json, umask, write_bytes_atomic
+from glyphfuse.core.model import GlyphModel, count_parameters
+from glyphfuse.core.shards import INDEX_NAME, load_safetensors, load_sharded, shard_files, storable
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-TRAINING_STATE_NAME = "training_state.safetensors"  # what the trainer adds to its checkpoints (glyphfuse.train)
+TRAINING_STATE_NAME = "training_state.safetensors"  # what the trainer adds to its checkpoints (glyphfuse.run_folder)
 CARD_NAME = "card.json"  # optional model card: recipe and measured scores (the packaged model has one)
 FORMAT_VERSION = 1
 STORAGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-
-
-def _storable(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Detached, contiguous CPU copies (safetensors refuses tensors that share memory);
-    floating-point tensors are cast to ``dtype`` when given."""
-    out = {}
-    for name, tensor in tensors.items():
-        tensor = tensor.detach()
-        if dtype is not None and tensor.is_floating_point():
-            tensor = tensor.to(dtype)
-        out[name] = tensor.to("cpu", copy=True).contiguous()
-    return out
 
 
 def save_safetensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
@@ -54,21 +47,7 @@ def save_safetensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor
     from safetensors.torch import save
 
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    write_bytes_atomic(path, save(_storable(tensors), metadata=meta or None))
-
-
-def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load a safetensors file; a missing, truncated or corrupt file is a GlyphfuseError naming it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise GlyphfuseError(f"{path}: file is missing")
-    try:
-        return load_file(str(path), device=str(device))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise GlyphfuseError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
+    write_bytes_atomic(path, save(storable(tensors), metadata=meta or None))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,7 +56,7 @@ def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> di
 
 
 def _looks_like_checkpoint(path: Path) -> bool:
-    return (path / CONFIG_NAME).exists() or (path / WEIGHTS_NAME).exists() or not any(path.iterdir())
+    return any((path / name).exists() for name in (CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME)) or not any(path.iterdir())
 
 
 def _storage_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
@@ -95,6 +74,7 @@ def save_checkpoint(
     metadata: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, bytes] | None = None,
     dtype: str | torch.dtype | None = None,
+    max_shard_bytes: int | None = None,
 ) -> Path:
     """Write ``model`` + ``config`` as a checkpoint folder at ``path``, atomically.
 
@@ -105,6 +85,8 @@ def save_checkpoint(
     metadata: JSON-serialisable dict stored under config.json's "glyphfuse" section.
     extra_files: additional files (name -> bytes) written into the folder (e.g. trainer state).
     dtype: store floating-point weights as "float16"/"bfloat16" to halve the file (loaded back as fp32).
+    max_shard_bytes: split the weights over shards of at most this many bytes each, plus an
+        index (glyphfuse.core.shards), instead of one model.safetensors.
     """
     from safetensors.torch import save
 
@@ -115,17 +97,17 @@ def save_checkpoint(
     if path.is_dir() and not _looks_like_checkpoint(path):
         raise GlyphfuseError(f"{path}: folder exists and is not a glyphfuse checkpoint; refusing to replace it")
 
-    from glyphfuse import __version__
-
-    state = _storable(model.state_dict(), storage)
-    weights_dtype = str(storage or torch.float32).replace("torch.", "")
+    try:
+        state = storable(model.state_dict(), storage)
+    except GlyphfuseError as exc:
+        raise GlyphfuseError(f"{path}: {exc}") from None
     header = {
         "model": config.to_dict(),
         "glyphfuse": {
             "format": FORMAT_VERSION,
             "version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "weights_dtype": weights_dtype,
+            "weights_dtype": str(storage or torch.float32).replace("torch.", ""),
             "metadata": dict(metadata or {}),
         },
     }
@@ -133,18 +115,32 @@ def save_checkpoint(
         config_bytes = (json.dumps(header, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     except TypeError as exc:
         raise GlyphfuseError(f"{path}: checkpoint metadata is not JSON-serialisable ({exc})") from None
+    weights_metadata = {"format": "pt", "glyphfuse_version": __version__}
+    if max_shard_bytes is None:
+        files = {WEIGHTS_NAME: save(state, metadata=weights_metadata)}
+    else:
+        try:
+            files = shard_files(state, max_shard_bytes, weights_metadata)
+        except GlyphfuseError as exc:
+            raise GlyphfuseError(f"{path}: {exc}") from None
+    files[CONFIG_NAME] = config_bytes
+    for name, data in (extra_files or {}).items():
+        if Path(name).name != name or name in files:
+            raise GlyphfuseError(f"{path}: invalid extra checkpoint file name {name!r}")
+        files[name] = data
+    _write_folder_atomic(path, files)
+    return path
 
+
+def _write_folder_atomic(path: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (name -> bytes) as the folder ``path``: into a temporary sibling first,
+    then renamed into place; a previous folder there is moved aside and removed only after."""
     tmp: Path | None = None
     old: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{path.name}.tmp-"))
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700 folders; use the usual permissions
-        files = {WEIGHTS_NAME: save(state, metadata={"format": "pt", "glyphfuse_version": __version__}), CONFIG_NAME: config_bytes}
-        for name, data in (extra_files or {}).items():
-            if Path(name).name != name or name in files:
-                raise GlyphfuseError(f"{path}: invalid extra checkpoint file name {name!r}")
-            files[name] = data
         for name, data in files.items():
             with open(tmp / name, "wb") as handle:
                 handle.write(data)
@@ -167,7 +163,6 @@ def save_checkpoint(
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    return path
 
 
 def check_checkpoint_output(path: str | Path, *, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()) -> None:
@@ -263,17 +258,26 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, t
         raise GlyphfuseError(f"{where}: weights do not match the model config: " + "; ".join(problems))
 
 
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The stored tensors of the checkpoint folder ``path`` (``model.safetensors``, or shards and
+    their index) and the file that names them, for messages. Exactly one of the two must be there."""
+    path = Path(path)
+    single, index = path / WEIGHTS_NAME, path / INDEX_NAME
+    if single.is_file() and index.is_file():
+        raise GlyphfuseError(f"{path}: holds both {WEIGHTS_NAME} and {INDEX_NAME}; keep one of them")
+    if index.is_file():
+        return load_sharded(path), index
+    if not single.is_file():
+        raise GlyphfuseError(f"{single}: file is missing (and no {INDEX_NAME}); {path} is not a complete glyphfuse checkpoint")
+    return load_safetensors(single), single
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """Rebuild the exact model stored at ``path``: returns (GlyphModel in eval mode, ModelConfig).
     Weights stored in fp16/bf16 are loaded back into the model's fp32 parameters."""
-    from glyphfuse.core.model import GlyphModel
-
     path = Path(path)
     config = load_checkpoint_config(path)
-    weights_path = path / WEIGHTS_NAME
-    if not weights_path.is_file():
-        raise GlyphfuseError(f"{weights_path}: file is missing; {path} is not a complete glyphfuse checkpoint")
-    tensors = load_safetensors(weights_path)
+    tensors, weights_path = load_weights(path)
     try:
         with torch.device("meta"):  # shapes only: a config that does not fit the file allocates nothing
             expected = GlyphModel(config).state_dict()
@@ -288,6 +292,27 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     return model.to(device).eval(), config
 
 
+def export_checkpoint(source: str | Path, out: str | Path, *, dtype: str = "float16", max_shard_bytes: int | None = None,
+                      card: str | Path | None = None) -> Path:
+    """Copy the weights of the checkpoint folder ``source`` (a training checkpoint's EMA weights;
+    never its training state) to the new checkpoint folder ``out``, stored as ``dtype`` and split
+    over shards of at most ``max_shard_bytes`` (None: one file). ``card``: a model card JSON file
+    to store as card.json; without it, the source's card (if any) is kept. ``out`` must be new or
+    empty and is never the source."""
+    source, out = Path(source), Path(out)
+    check_checkpoint_output(out, inputs=(source,))
+    model, config = load_checkpoint(source)
+    card_data = read_json(card, "model card") if card is not None else read_model_card(source)
+    if card_data is not None and not isinstance(card_data, dict):
+        raise GlyphfuseError(f"{card}: a model card must be a JSON object")
+    extra = {}
+    if card_data is not None:
+        extra[CARD_NAME] = (json.dumps(card_data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    info = read_checkpoint_info(source)
+    metadata = {**(info.get("metadata") or {}), "exported_from": str(source.resolve())}
+    return save_checkpoint(out, model, config, metadata=metadata, extra_files=extra, dtype=dtype, max_shard_bytes=max_shard_bytes)
+
+
 # ---------------------------------------------------------------------------------------------
 # Summaries (used by `glyphfuse info`)
 # ---------------------------------------------------------------------------------------------
@@ -295,8 +320,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
 
 def parameter_counts(config: ModelConfig) -> dict[str, int]:
     """Parameter counts of the model a config describes (built on the meta device: no memory)."""
-    from glyphfuse.core.model import GlyphModel, count_parameters
-
     try:
         with torch.device("meta"):
             model = GlyphModel(config)

@@ -16,16 +16,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.json_config import JsonConfig, check_type
 
 SCHEDULES = ("linear", "cosine")  # noise schedules (glyphfuse.core.diffusion.make_betas)
 PREDICTIONS = ("eps", "v")  # what the network predicts (glyphfuse.core.diffusion)
+SAMPLERS = ("ddim", "ddpm", "dpmpp-2m")  # GaussianDiffusion.sample's samplers
+
+
+def check_sampler(name: str) -> None:
+    """GlyphfuseError naming the choices unless ``name`` is a known sampler."""
+    if name not in SAMPLERS:
+        raise GlyphfuseError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+
 
 @dataclass
 class TextEncoderConfig:
@@ -67,7 +75,7 @@ class DiffusionConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     name: str = "base64"
     image_size: int = 64
     channels: int = 1  # 1 = grayscale, 3 = RGB
@@ -81,12 +89,6 @@ class ModelConfig:
     def is_super_resolution(self) -> bool:
         return self.low_res_size is not None
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> "ModelConfig":
         """Build and validate a config from its JSON dict; a wrong type or an insane value is a
@@ -95,9 +97,6 @@ class ModelConfig:
         validate_model_config(config, where)
         return config
 
-    @classmethod
-    def from_json(cls, text: str, where: str = "config") -> "ModelConfig":
-        return cls.from_dict(json.loads(text), where)
 
 
 def _from_dict(cls, data: dict[str, Any], where: str):
@@ -123,49 +122,6 @@ def _from_dict(cls, data: dict[str, Any], where: str):
 
 
 MAX_SEED = 2**63 - 1  # seeds are 0 .. MAX_SEED (torch generators take 64-bit seeds; image i adds i)
-
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", dict: "a JSON object"}
-
-
-def check_type(value: Any, expected: Any, where: str) -> Any:
-    """``value`` checked against a dataclass field type (bool, int, float, str, dict, X | Y,
-    X | None, tuple[X, ...], list[X]); a JSON list becomes a tuple for a tuple field. A JSON
-    number is accepted for a float (not NaN or infinite), never a bool for a number."""
-    origin = typing.get_origin(expected)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(expected)
-        if value is None and type(None) in options:
-            return None
-        options = [option for option in options if option is not type(None)]
-        if len(options) == 1:
-            return check_type(value, options[0], where)
-        for option in options:
-            try:
-                return check_type(value, option, where)
-            except GlyphfuseError:
-                pass
-        names = " or ".join(_TYPE_NAMES.get(option, getattr(option, "__name__", str(option))) for option in options)
-        raise GlyphfuseError(f"{where}: expected {names}, got {value!r}")
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise GlyphfuseError(f"{where}: expected a list, got {value!r}")
-        item_type = typing.get_args(expected)[0]
-        items = [check_type(item, item_type, f"{where}[{index}]") for index, item in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is bool:
-        ok = isinstance(value, bool)
-    elif expected is int:
-        ok = number and math.isfinite(value) and float(value).is_integer()
-        value = int(value) if ok else value
-    elif expected is float:
-        ok = number and math.isfinite(value)
-    else:
-        ok = isinstance(value, expected)
-    if not ok:
-        raise GlyphfuseError(f"{where}: expected {_TYPE_NAMES.get(expected, getattr(expected, '__name__', str(expected)))}, got {value!r}")
-    return value
-
 
 # Sane ranges (inclusive) of the numeric fields. They keep a mistyped or hostile config.json from
 # asking for absurd amounts of memory (every preset lies well inside them); a model that is still

@@ -30,13 +30,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from glyphfuse.core.config import PREDICTIONS, SCHEDULES, DiffusionConfig
+from glyphfuse.core.config import PREDICTIONS, SAMPLERS, SCHEDULES, DiffusionConfig, check_sampler  # noqa: F401 (SAMPLERS: part of this API)
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.noise import randint, randn
 
 # model_fn(x_t (B, C, H, W), timesteps (B,) float in the original 0..T-1 scale) -> output (B, C, H, W)
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-SAMPLERS = ("ddim", "ddpm", "dpmpp-2m")
 
 # denoise(x (B, C, H, W) at chain index i, i) -> predicted (clipped) x0 (B, C, H, W)
 Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
@@ -116,43 +115,6 @@ def augment_low_res(low_res: torch.Tensor, level: torch.Tensor, noise: torch.Ten
     Training and sampling both use it; the model is told the level (``low_res_noise_level``)."""
     level = level.to(low_res).view(-1, 1, 1, 1)
     return (1.0 - level.square()).sqrt() * low_res + level * noise
-
-
-def check_sampler(name: str) -> None:
-    """GlyphfuseError naming the choices unless ``name`` is a known sampler."""
-    if name not in SAMPLERS:
-        raise GlyphfuseError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
-
-
-def _as_generator_list(generator, batch: int) -> list[torch.Generator] | None:
-    if generator is None or isinstance(generator, torch.Generator):
-        return None
-    generators = list(generator)
-    if len(generators) != batch:
-        raise ValueError(f"got {len(generators)} generators for a batch of {batch}")
-    return generators
-
-
-def randn(shape: Sequence[int], generator=None, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
-    """Standard normal noise of ``shape`` drawn from ``generator`` (one, or a list with one per
-    sample along dim 0). Noise is drawn on the generator's device and then moved, so a CPU
-    generator gives the same numbers whatever device the model runs on."""
-    shape = tuple(shape)
-    generators = _as_generator_list(generator, shape[0])
-    if generators is None:
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        noise = torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32)
-    else:
-        noise = torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=torch.float32) for g in generators])
-    return noise.to(device=device, dtype=dtype)
-
-
-def _randint(high: int, batch: int, generator=None) -> torch.Tensor:
-    generators = _as_generator_list(generator, batch)
-    if generators is None:
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        return torch.randint(0, high, (batch,), generator=generator, device=gen_device)
-    return torch.cat([torch.randint(0, high, (1,), generator=g, device=g.device).cpu() for g in generators])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +283,7 @@ class GaussianDiffusion:
 
     def sample_timesteps(self, batch: int, generator=None, device: torch.device | str = "cpu") -> torch.Tensor:
         """Timesteps (B,) long, uniform over 0..T-1."""
-        return _randint(self.num_steps, batch, generator).to(device)
+        return randint(self.num_steps, batch, generator).to(device)
 
     def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, t: torch.Tensor | None = None, noise: torch.Tensor | None = None, generator=None) -> torch.Tensor:
         """Per-sample MSE between the network output and its target (eps or v), shape (B,).

@@ -1,0 +1,119 @@
+"""Sampling settings: one dataclass for how images are drawn, from the command line to the sampler.
+
+    from glyphfuse.settings import SamplingSettings
+    settings = SamplingSettings(steps=20, candidates=4)        # every other field at its default
+    settings.validate()                                         # one-line GlyphfuseError if out of range
+    SamplingSettings.from_json(settings.to_json()) == settings  # True; loading validates
+
+``glyphfuse sample`` and ``glyphfuse eval`` build one from their options; it goes unchanged through
+:func:`glyphfuse.evaluate.run_eval`, :func:`glyphfuse.pipeline.sample_many`,
+:func:`glyphfuse.sampling.generate` and :func:`glyphfuse.sr.upsample_with_sr`, and the eval report
+records its :meth:`~SamplingSettings.to_dict`. Those functions also take the fields as keyword
+arguments (``generate(model, config, prompts, steps=20, seed=3)``): :func:`resolve_settings`
+puts them into a ``settings`` (or the defaults).
+
+The default sampler and step count are :data:`DEFAULT_SAMPLER` and :data:`DEFAULT_STEPS`, here
+and nowhere else: the CLI options and every function default read them from this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from glyphfuse.core.config import MAX_SEED, check_sampler
+from glyphfuse.core.json_config import JsonConfig
+from glyphfuse.core.errors import GlyphfuseError
+
+# The one place to change the default sampler and step count. Chosen from the measured curve of
+# benchmarks/bench_sampler.py on the packaged model (README, "Sampling steps"): DDIM with 8 steps
+# (16 U-Net evaluations an image with guidance) writes held-out prompts as well as DDIM with 50.
+DEFAULT_SAMPLER = "ddim"
+DEFAULT_STEPS = 8
+
+
+@dataclass
+class SamplingSettings(JsonConfig):
+    KIND = "sampling settings"  # in messages (JsonConfig)
+
+    # the base model's chain
+    steps: int = DEFAULT_STEPS  # denoising steps, each one network call
+    sampler: str = DEFAULT_SAMPLER  # ddim, ddpm or dpmpp-2m (glyphfuse.core.diffusion.SAMPLERS)
+    guidance: float = 3.0  # classifier-free guidance scale; 1 = off
+    eta: float = 0.0  # DDIM noise: 0 = deterministic, 1 = DDPM-like
+    dynamic_threshold: float | None = None  # Imagen percentile of |x0| (e.g. 0.995) instead of clipping
+    seed: int = 0  # image i of a call draws its noise from seed + i
+    # OCR rejection sampling (glyphfuse.pipeline, glyphfuse.ranking.prune_candidates)
+    candidates: int = 1  # candidates drawn per output image
+    keep_only_if_above: float = 0.8  # if the best similarity reaches this, keep only those at or above it
+    delete_under: float = 0.3  # otherwise drop those under this (never all)
+    # the super-resolution stage (glyphfuse.sr)
+    sr_steps: int | None = None  # None = steps
+    sr_guidance: float = 1.0
+    sr_low_res_noise: float = 0.0  # noise augmentation of the low-res input, in [0, 1)
+    # machinery: no effect on the images (a prompt's image does not depend on its batch)
+    batch_size: int = 16  # images per forward pass (x2 rows with guidance)
+
+    # -- checks and derived values ------------------------------------------------------------
+
+    def validate(self, where: str = "", *, options: bool = False) -> None:
+        """One-line GlyphfuseError on the first value out of range, naming the field (with
+        ``options``: the command-line option, ``--delete-under``), after ``where`` when given."""
+        name = _option_name if options else str
+        prefix = f"{where}: " if where else ""
+        try:
+            check_sampler(self.sampler)
+        except GlyphfuseError as exc:
+            raise GlyphfuseError(f"{prefix}{exc}") from None
+        for field in ("guidance", "eta", "sr_guidance", "sr_low_res_noise", "keep_only_if_above", "delete_under"):
+            if not math.isfinite(getattr(self, field)):
+                raise GlyphfuseError(f"{prefix}{name(field)} must be a finite number, got {getattr(self, field)}")
+        for field in ("steps", "candidates", "batch_size", "sr_steps"):
+            value = getattr(self, field)
+            if value is not None and value < 1:
+                raise GlyphfuseError(f"{prefix}{name(field)} must be >= 1, got {value}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise GlyphfuseError(f"{prefix}{name('seed')} must be between 0 and {MAX_SEED}, got {self.seed}")
+        if self.eta < 0:
+            raise GlyphfuseError(f"{prefix}{name('eta')} must be >= 0, got {self.eta}")
+        if self.eta > 0 and self.sampler == "dpmpp-2m":
+            raise GlyphfuseError(f"{prefix}{name('eta')} is a ddim setting; dpmpp-2m is deterministic (got {name('eta')} {self.eta})")
+        if self.dynamic_threshold is not None and not 0.0 < self.dynamic_threshold <= 1.0:
+            raise GlyphfuseError(f"{prefix}{name('dynamic_threshold')} must be a percentile in (0, 1], got {self.dynamic_threshold}")
+        for field in ("keep_only_if_above", "delete_under"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                raise GlyphfuseError(f"{prefix}{name(field)} must be a similarity in [0, 1], got {getattr(self, field)}")
+        if not 0.0 <= self.sr_low_res_noise < 1.0:
+            raise GlyphfuseError(f"{prefix}{name('sr_low_res_noise')} must be in [0, 1), got {self.sr_low_res_noise}")
+
+    def sr_stage(self) -> "SamplingSettings":
+        """The settings of the super-resolution chain: ``sr_steps`` (default: ``steps``) and
+        ``sr_guidance`` in place of ``steps`` and ``guidance``; everything else shared."""
+        return dataclasses.replace(self, steps=self.sr_steps or self.steps, guidance=self.sr_guidance)
+
+
+FIELD_NAMES = tuple(field.name for field in dataclasses.fields(SamplingSettings))
+
+
+def resolve_settings(settings: SamplingSettings | None = None, **overrides) -> SamplingSettings:
+    """``settings`` (default: ``SamplingSettings()``) with the keyword ``overrides`` put in, checked:
+    how ``generate(..., steps=20)`` and ``generate(..., settings=s)`` meet. A keyword that is no
+    field is a TypeError, as for any function."""
+    unknown = sorted(set(overrides) - set(FIELD_NAMES))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; the sampling settings are {', '.join(FIELD_NAMES)}")
+    settings = settings if settings is not None else SamplingSettings()
+    if not overrides:
+        settings.validate()
+        return settings
+    return SamplingSettings.from_dict({**settings.to_dict(), **overrides}, where="")
+
+
+def _label(where: str, field: str) -> str:
+    return f"{where}: {field}" if where else field
+
+
+def _option_name(field: str) -> str:
+    """The command-line option of a field: ``delete_under`` -> ``--delete-under``."""
+    return "--" + field.replace("_", "-")
