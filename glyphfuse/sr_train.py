@@ -10,6 +10,7 @@ hooks: :func:`sr_model_inputs` (that conditioning, for every micro-batch) and
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +21,7 @@ from PIL import Image
 from torch import nn
 
 from glyphfuse.batches import open_training_data
-from glyphfuse.core.checkpoint import check_state_dict, load_checkpoint_config, load_weights
+from glyphfuse.core.checkpoint import load_checkpoint_config, load_weights_into
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.diffusion import augment_low_res
 from glyphfuse.core.errors import GlyphfuseError
@@ -128,15 +129,7 @@ def sr_preview(config: TrainConfig, model_config: ModelConfig) -> Preview:
 def init_from_checkpoint(path: str | Path) -> InitModel:
     """An ``init_model`` hook for :func:`glyphfuse.train.train` that loads the weights of the
     checkpoint folder ``path`` (e.g. made by ``glyphfuse warm-start``) into the fresh model."""
-    def init_model(model: nn.Module) -> None:
-        tensors, source = load_weights(path)  # one model.safetensors or fp16 shards
-        expected = model.state_dict()
-        check_state_dict(expected, tensors, str(source))
-        with torch.no_grad():
-            for name, tensor in expected.items():
-                tensor.copy_(tensors[name])
-
-    return init_model
+    return functools.partial(load_weights_into, path=path)
 
 
 def train_sr(data, out, *, init=None, model: str | None = None, config_file=None, overrides: dict | None = None, resume: bool | None = None, **train_kwargs) -> TrainResult:

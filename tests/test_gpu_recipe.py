@@ -131,6 +131,20 @@ def test_sr_on_a_fresh_machine_warm_starts_from_the_carried_base_export(tiny_run
     load_checkpoint(tmp_path / "out" / "gpu128-sr256")
 
 
+def test_base_b_on_a_fresh_machine_starts_from_the_carried_base_a_export(tiny_run, tmp_path):
+    work, results = tiny_run
+    fresh = tmp_path / "fresh"
+    (fresh / "export").mkdir(parents=True)
+    carried = results[("data", "base-a")][1] / "gpu128-base"  # what call 1 brought back
+    shutil.copytree(carried, fresh / "export" / "gpu128-base")
+    proc = run_stages(fresh, tmp_path / "out", "base-b", GPU128_DEVICE="cpu")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "starting stage b from the carried" in proc.stdout + proc.stderr
+    run = json.loads((fresh / "base" / "run.json").read_text())
+    assert run["model"] == json.loads((carried / "config.json").read_text())["model"]
+    load_checkpoint(tmp_path / "out" / "gpu128-base")
+
+
 def test_stages_out_of_order_or_unknown_fail_at_once_with_one_line(tmp_path):
     proc = run_stages(tmp_path / "w", tmp_path / "out", "base-b")
     output = proc.stdout + proc.stderr  # a stage's output goes through tee into its log

@@ -24,7 +24,7 @@ from glyphfuse import run_folder
 from glyphfuse.batches import epoch_shard
 from glyphfuse.cli import app
 from glyphfuse.core import checkpoint as checkpoint_module
-from glyphfuse.core.checkpoint import load_checkpoint
+from glyphfuse.core.checkpoint import load_checkpoint, load_safetensors
 from glyphfuse.core.diffusion import GaussianDiffusion
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS, load_prompt_file
@@ -345,3 +345,26 @@ def test_cli_train_base_trains_samples_and_resumes(data_dir, tmp_path):
     assert "resuming" in output and "from step 2" in output
     assert find_latest_checkpoint(run).name == "step_3"
     assert json.loads((run / "run.json").read_text())["max_steps"] == 3
+
+
+def test_cli_train_base_init_starts_a_new_run_from_a_checkpoints_weights(reference_run, data_dir, tmp_path):
+    """--init: the new run's model is the checkpoint's config, started from its weights (with lr
+    1e-12 nothing moves measurably, so the first checkpoint holds those weights); --init with
+    --model is refused; the same command resumes the run."""
+    source = find_latest_checkpoint(reference_run)
+    run = tmp_path / "from_init"
+    args = ["train-base", str(data_dir), "--out", str(run), "--init", str(source), "--steps", "1", "--batch-size", "4",
+            "--lr", "1e-12", "--workers", "0", "--sample-every", "0", "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    started = load_safetensors(find_latest_checkpoint(run) / "model.safetensors")
+    expected = load_safetensors(source / "model.safetensors")
+    assert started.keys() == expected.keys() and all(torch.allclose(started[name], expected[name], atol=1e-8) for name in expected)
+    assert json.loads((run / "run.json").read_text())["model"] == json.loads((source / "config.json").read_text())["model"]
+    refused = CliRunner().invoke(app, [*args[:6], "--model", "tiny", *args[6:]])
+    assert isinstance(refused.exception, GlyphfuseError) and "either --init" in str(refused.exception)
+    resumed = CliRunner().invoke(app, [*args, "--steps", "2"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "from step 1" in " ".join(resumed.output.split()) and find_latest_checkpoint(run).name == "step_2"
+    missing = CliRunner().invoke(app, [*args[:5], str(tmp_path / "gone"), *args[6:]])
+    assert isinstance(missing.exception, GlyphfuseError) and "gone" in str(missing.exception)

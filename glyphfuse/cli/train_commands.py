@@ -110,8 +110,9 @@ def training_command(name: str) -> Callable[[Callable], Callable]:
 def train_base(
     data: Path = typer.Argument(..., help="Image folder: name.png + name.txt pairs and/or metadata.jsonl (e.g. from synth-fonts)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, words32, base64, base128) or a ModelConfig JSON file. Default base64."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset (tiny, words32, lines64, base64, base128) or a ModelConfig JSON file. Default base64."),
     config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start a new run from this base checkpoint's weights (e.g. one brought back by glyphfuse export); its config is the model. Not loaded again when the run resumes."),
     *,
     resume: Optional[bool],
     overrides: dict[str, Any],
@@ -130,14 +131,23 @@ def train_base(
 
       torchrun --nproc_per_node 4 -m glyphfuse train-base data/synth --out runs/base64 --batch-size 32
 
+      glyphfuse train-base data/synth2 --out runs/stage2 --init ckpt/base64-fp16
+
     Then sample from the EMA weights: glyphfuse sample "hello" -o hello.png --checkpoint runs/tiny/checkpoints/step_500
     """
+    from glyphfuse.core.checkpoint import load_checkpoint_config, load_weights_into
     from glyphfuse.train import config_for_run, train
 
+    init_model = None
+    if init is not None:
+        if model is not None:
+            raise GlyphfuseError("give either --init CKPT or --model, not both (the checkpoint's config is the model)")
+        overrides = {**overrides, "model": load_checkpoint_config(init).to_dict()}
+        init_model = functools.partial(load_weights_into, path=init)
     train_config = config_for_run(data, out, config_file=config, model=model, overrides=overrides, resume=resume)
     if train_config.model_config().is_super_resolution:
         raise GlyphfuseError(f"model {train_config.model_config().name!r} is a super-resolution model; train-base needs a base model (use train-sr)")
-    result = train(train_config, out, resume=resume)
+    result = train(train_config, out, resume=resume, init_model=init_model)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 

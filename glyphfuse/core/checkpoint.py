@@ -272,6 +272,17 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
     return load_safetensors(single), single
 
 
+def load_weights_into(model: torch.nn.Module, path: str | Path) -> None:
+    """Copy the weights of the checkpoint folder ``path`` (one file or shards) into ``model``,
+    whose config must match them (GlyphfuseError naming the first mismatching tensors)."""
+    tensors, source = load_weights(path)
+    expected = model.state_dict()
+    check_state_dict(expected, tensors, str(source))
+    with torch.no_grad():
+        for name, tensor in expected.items():
+            tensor.copy_(tensors[name])
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """Rebuild the exact model stored at ``path``: returns (GlyphModel in eval mode, ModelConfig).
     Weights stored in fp16/bf16 are loaded back into the model's fp32 parameters."""

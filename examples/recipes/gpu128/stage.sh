@@ -132,9 +132,13 @@ export_run() {  # RUN EXPORT: package RUN's latest EMA weights (fp16 shards) and
     fi
 }
 
-train_base() {  # DATA STEPS SECONDS
-    bounded "$3" "${glyphfuse[@]}" train-base "$work/data/$1" --out "$work/base" --model "$model" \
-        --config "$recipe/train-base.json" --steps "$2" --device "$device" --no-progress "${train_flags[@]}"
+train_base() {  # DATA STEPS SECONDS [MODEL-FLAGS...]: default --model "$model"
+    local data=$1 steps=$2 seconds=$3
+    shift 3
+    local model_flags=("$@")
+    [ ${#model_flags[@]} -gt 0 ] || model_flags=(--model "$model")
+    bounded "$seconds" "${glyphfuse[@]}" train-base "$work/data/$data" --out "$work/base" "${model_flags[@]}" \
+        --config "$recipe/train-base.json" --steps "$steps" --device "$device" --no-progress "${train_flags[@]}"
     export_run "$work/base" "$base_export"
 }
 
@@ -151,9 +155,18 @@ stage_base_a() {  # curriculum stage a: lines64's clean style at 128 px (lowerca
 }
 
 stage_base_b() {  # curriculum stage b, the same run: mixed case, 1-4 lines, six fonts
-    [ -n "$(latest_step "$work/base")" ] || fail "$work/base has no checkpoint: the GPU machine was given back since base-a, or base-a was not run; run 'data base-a' first"
-    data_b
-    train_base b "$steps_b" "$seconds_b"
+    if [ -n "$(latest_step "$work/base")" ]; then
+        data_b
+        train_base b "$steps_b" "$seconds_b"
+    elif [ -f "$base_export/config.json" ]; then  # a fresh machine: a new run from base-a's carried weights
+        say "no base run here (the GPU machine was given back); starting stage b from the carried $base_export"
+        local carried=$work/base-a-weights
+        rm -rf "$carried" && cp -r "$base_export" "$carried"  # export_run replaces $base_export at the end
+        data_b
+        train_base b "$steps_b" "$seconds_b" --init "$carried"
+    else
+        fail "$work/base has no checkpoint and no $base_export was carried: run 'data base-a' first, or carry the gpu128-base that base-a brought back"
+    fi
 }
 
 stage_sr() {  # warm-start from the base run (or, on a fresh machine, from its carried export), then train
