@@ -30,6 +30,7 @@ class ProgressBar:
                  fields: str | None = None, console: Console | None = None, **initial_fields) -> None:
         self.console = console or stderr_console()
         self._bar: Progress | None = None
+        self._fields, self._values = fields or "", dict(initial_fields)
         if not shown:
             return
         columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn()]
@@ -37,10 +38,9 @@ class ProgressBar:
             columns.append(TextColumn(unit))
         if fields:
             columns.append(TextColumn("{task.fields[text]}"))
-            self._fields, self._values = fields, dict(initial_fields)
         columns += [TimeElapsedColumn(), TimeRemainingColumn()]
         self._bar = Progress(*columns, console=self.console, transient=False)
-        self._task = self._bar.add_task(label, total=total, completed=completed, text=self._text() if fields else "")
+        self._task = self._bar.add_task(label, total=total, completed=completed, text=self._text())
 
     @property
     def shown(self) -> bool:

@@ -17,7 +17,6 @@ from typing import Sequence
 
 from glyphfuse import ocr
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.files import write_text_atomic
 from glyphfuse.core.images import load_image
 from glyphfuse.data import scan_image_folder
 from glyphfuse.metrics import cer, exact, summarize, trigram_similarity
@@ -166,9 +165,3 @@ def report_csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({key: ("" if row.get(key) is None else row[key]) for key in CSV_COLUMNS})
     return buffer.getvalue()
-
-
-def write_report(path: str | Path, text: str) -> None:
-    """Write a report atomically (UTF-8), creating its folder if needed."""
-    write_text_atomic(path, text)
-

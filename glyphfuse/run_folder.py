@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime
 import errno
-import io
 import json
 import os
 import shutil
@@ -40,14 +39,14 @@ from typing import Any
 
 import torch
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from glyphfuse.core import checkpoint as checkpoint_folder
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.files import output_error, write_bytes_atomic, write_text_atomic
+from glyphfuse.core.files import json_bytes, output_error, read_json, write_bytes_atomic, write_text_atomic
+from glyphfuse.core.shards import load_safetensors
+from glyphfuse.data import encode_png
 from glyphfuse.train_config import TrainConfig
 
 try:
@@ -265,7 +264,7 @@ def write_checkpoint(run_dir: Path, step: int, position: tuple[int, int], ema: t
         metadata={"step": step, "weights": "ema", "run": str(run_dir)},
         extra_files={
             TRAINING_STATE: safetensors_bytes(tensors, metadata={"step": str(step)}),
-            TRAINER_JSON: (json.dumps(trainer, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+            TRAINER_JSON: json_bytes(trainer),
         },
     )
     write_text_atomic(checkpoints / LATEST, target.name + "\n")
@@ -279,14 +278,8 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     for needed in (state_file, trainer_file):
         if not needed.is_file():
             raise GlyphfuseError(f"{needed}: missing; {path} is not a resumable training checkpoint")
-    try:
-        tensors = load_file(str(state_file))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GlyphfuseError(f"{state_file}: unreadable training state ({exc})") from None
-    try:
-        trainer = json.loads(trainer_file.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise GlyphfuseError(f"{trainer_file}: not valid JSON ({exc})") from None
+    tensors = load_safetensors(state_file)
+    trainer = read_json(trainer_file, "trainer state")
     if not isinstance(trainer, dict):
         raise GlyphfuseError(f"{trainer_file}: expected a JSON object")
     for key in ("step", "epoch", "index"):
@@ -373,7 +366,5 @@ def write_problems(run_dir: Path, problems: list[str]) -> None:
 def write_sample_grid(run_dir: Path, step: int, grid: Image.Image) -> Path:
     """samples/step_N.png."""
     path = run_dir / SAMPLES / f"{step_name(step)}.png"
-    buffer = io.BytesIO()
-    grid.save(buffer, format="PNG")
-    write_bytes_atomic(path, buffer.getvalue())
+    write_bytes_atomic(path, encode_png(grid))
     return path

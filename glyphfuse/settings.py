@@ -110,10 +110,6 @@ def resolve_settings(settings: SamplingSettings | None = None, **overrides) -> S
     return SamplingSettings.from_dict({**settings.to_dict(), **overrides}, where="")
 
 
-def _label(where: str, field: str) -> str:
-    return f"{where}: {field}" if where else field
-
-
 def _option_name(field: str) -> str:
     """The command-line option of a field: ``delete_under`` -> ``--delete-under``."""
     return "--" + field.replace("_", "-")

@@ -196,6 +196,7 @@ class TrainLoop:
                 init_model(self.model)
             self.ema = copy.deepcopy(self.model)
         self.ema.eval().requires_grad_(False)
+        self.parameters, self.ema_parameters = list(self.model.parameters()), list(self.ema.parameters())  # for every step's update
         self.net = dist.wrap(self.model, device)
         if config.compile:
             self.net = torch.compile(self.net)
@@ -278,14 +279,11 @@ class TrainLoop:
         stats = self.dist.all_reduce_sum(stats).tolist()
         loss = stats[0] / self.dist.world_size
         if not math.isfinite(loss):
-            good = find_latest_checkpoint(self.run_dir)
-            kept = f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
-            raise GlyphfuseError(f"training loss became {loss} at step {self.step + 1} in {self.run_dir}; stopped without saving this state; {kept}")
-        parameters = list(self.model.parameters())
+            raise GlyphfuseError(f"training loss became {loss} at step {self.step + 1} in {self.run_dir}; stopped without saving this state; {self.last_checkpoint()}")
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.parameters, config.grad_clip)
         self.optimizer.step()
-        update_ema(list(self.ema.parameters()), parameters, config.ema_decay_at(self.step))
+        update_ema(self.ema_parameters, self.parameters, config.ema_decay_at(self.step))
         return loss, stats[1] > 0
 
     def micro_batch(self, images: torch.Tensor, texts: list[str], micro: int) -> torch.Tensor:
@@ -340,11 +338,14 @@ class TrainLoop:
                 )
                 run_folder.write_problems(self.run_dir, self.dataset.problems)
             except GlyphfuseError as exc:  # disk full, read-only ...: the previous checkpoint is intact
-                good = find_latest_checkpoint(self.run_dir, repair=False)
-                kept = f"the last complete checkpoint is {good}" if good else "no checkpoint was written yet"
-                raise GlyphfuseError(f"{exc}; training stopped at step {self.step}; {kept}") from None
+                raise GlyphfuseError(f"{exc}; training stopped at step {self.step}; {self.last_checkpoint()}") from None
         self.checkpoint_step = self.step
         self.dist.barrier()
+
+    def last_checkpoint(self) -> str:
+        """Where a failed run can be resumed from, for its error message."""
+        good = find_latest_checkpoint(self.run_dir, repair=False)
+        return f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
 
     def finish(self, message: str) -> TrainResult:
         """Rank 0 counts the images that loading skipped, then says ``message``; returns the result."""

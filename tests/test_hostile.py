@@ -255,14 +255,14 @@ def test_ocr_rank_report_onto_an_unwritable_path_fails_before_ocr(tmp_path, monk
 
 
 def test_read_only_file_system_while_writing_reports_is_one_line(tmp_path, monkeypatch, capsys):
-    from glyphfuse import ranking
+    from glyphfuse.core.files import write_text_atomic
 
     def read_only(*args):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(os, "replace", read_only)
     with pytest.raises(GlyphfuseError, match=r"report\.json: cannot write \(Read-only file system\)"):
-        ranking.write_report(tmp_path / "report.json", "{}")
+        write_text_atomic(tmp_path / "report.json", "{}")
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from glyphfuse.cli import options
 from glyphfuse.cli.app import app
+from glyphfuse.core.files import check_writable, write_text_atomic
 from glyphfuse.metrics import normalize_text
 
 
@@ -47,7 +48,6 @@ def ocr_rank(
       glyphfuse ocr-rank data/synth128 --csv ranking.csv
     """
     from glyphfuse import ranking
-    from glyphfuse.core.files import check_writable
     from glyphfuse.prompts import parse_prompt
 
     if prompt is not None:
@@ -63,9 +63,9 @@ def ocr_rank(
     else:
         print(f"no image could be scored ({stats['errors']} errors)")
     if json_out is not None:
-        ranking.write_report(json_out, ranking.report_json(rows, prompt))
+        write_text_atomic(json_out, ranking.report_json(rows, prompt))
     if csv_out is not None:
-        ranking.write_report(csv_out, ranking.report_csv(rows))
+        write_text_atomic(csv_out, ranking.report_csv(rows))
 
 
 def ranking_table(title: str, rows: list[dict]) -> Table:
@@ -119,7 +119,6 @@ def eval_command(
       glyphfuse synth-fonts /tmp/gt64 --count 200 --size 64 --seed 1 && glyphfuse eval --ground-truth /tmp/gt64
     """
     from glyphfuse import evaluate, ocr, ranking
-    from glyphfuse.core.files import check_writable
 
     settings = options.sampling_settings(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
@@ -138,7 +137,7 @@ def eval_command(
     for table in report_tables(report):
         Console().print(table)
     if json_out is not None:
-        ranking.write_report(json_out, evaluate.report_json(report))
+        write_text_atomic(json_out, evaluate.report_json(report))
         print(f"wrote {json_out}")
 
 

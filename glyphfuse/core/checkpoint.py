@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from safetensors.torch import save as safetensors_bytes
 
 from glyphfuse import __version__
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.files import fsync_dir, output_error, read_json, umask, write_bytes_atomic
+from glyphfuse.core.files import fsync_dir, json_bytes, output_error, read_json, umask, write_bytes_atomic
 from glyphfuse.core.model import GlyphModel, count_parameters
 from glyphfuse.core.shards import INDEX_NAME, load_safetensors, load_sharded, shard_files, storable
 
@@ -44,10 +45,8 @@ STORAGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": to
 
 def save_safetensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
     """Save a name -> tensor dict as safetensors, atomically. ``metadata`` values must be strings."""
-    from safetensors.torch import save
-
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    write_bytes_atomic(path, save(storable(tensors), metadata=meta or None))
+    write_bytes_atomic(path, safetensors_bytes(storable(tensors), metadata=meta or None))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,8 +87,6 @@ def save_checkpoint(
     max_shard_bytes: split the weights over shards of at most this many bytes each, plus an
         index (glyphfuse.core.shards), instead of one model.safetensors.
     """
-    from safetensors.torch import save
-
     path = Path(path)
     storage = _storage_dtype(dtype)
     if path.exists() and not path.is_dir():
@@ -112,12 +109,12 @@ def save_checkpoint(
         },
     }
     try:
-        config_bytes = (json.dumps(header, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        config_bytes = json_bytes(header)
     except TypeError as exc:
         raise GlyphfuseError(f"{path}: checkpoint metadata is not JSON-serialisable ({exc})") from None
     weights_metadata = {"format": "pt", "glyphfuse_version": __version__}
     if max_shard_bytes is None:
-        files = {WEIGHTS_NAME: save(state, metadata=weights_metadata)}
+        files = {WEIGHTS_NAME: safetensors_bytes(state, metadata=weights_metadata)}
     else:
         try:
             files = shard_files(state, max_shard_bytes, weights_metadata)
@@ -194,10 +191,7 @@ def _read_header(path: Path) -> dict[str, Any]:
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
         raise GlyphfuseError(f"{config_path}: file is missing; {path} is not a complete glyphfuse checkpoint")
-    try:
-        header = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GlyphfuseError(f"{config_path}: not valid JSON ({exc})") from None
+    header = read_json(config_path, "checkpoint config")
     if not isinstance(header, dict) or not isinstance(header.get("model"), dict):
         raise GlyphfuseError(f"{config_path}: expected a JSON object with a \"model\" section")
     return header
@@ -224,10 +218,7 @@ def read_model_card(path: str | Path) -> dict[str, Any] | None:
     card_path = Path(path) / CARD_NAME
     if not card_path.is_file():
         return None
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GlyphfuseError(f"{card_path}: not valid JSON ({exc})") from None
+    card = read_json(card_path, "model card")
     if not isinstance(card, dict):
         raise GlyphfuseError(f"{card_path}: expected a JSON object")
     scores = card.get("scores") or []
@@ -304,21 +295,21 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
 
 
 def export_checkpoint(source: str | Path, out: str | Path, *, dtype: str = "float16", max_shard_bytes: int | None = None,
-                      card: str | Path | None = None) -> Path:
+                      card: str | Path | None = None, overwrite: bool = False) -> Path:
     """Copy the weights of the checkpoint folder ``source`` (a training checkpoint's EMA weights;
     never its training state) to the new checkpoint folder ``out``, stored as ``dtype`` and split
     over shards of at most ``max_shard_bytes`` (None: one file). ``card``: a model card JSON file
     to store as card.json; without it, the source's card (if any) is kept. ``out`` must be new or
-    empty and is never the source."""
+    empty (with ``overwrite``: or a checkpoint, which is replaced) and is never the source."""
     source, out = Path(source), Path(out)
-    check_checkpoint_output(out, inputs=(source,))
+    check_checkpoint_output(out, overwrite=overwrite, inputs=(source,))
     model, config = load_checkpoint(source)
     card_data = read_json(card, "model card") if card is not None else read_model_card(source)
     if card_data is not None and not isinstance(card_data, dict):
         raise GlyphfuseError(f"{card}: a model card must be a JSON object")
     extra = {}
     if card_data is not None:
-        extra[CARD_NAME] = (json.dumps(card_data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        extra[CARD_NAME] = json_bytes(card_data, sort_keys=False)
     info = read_checkpoint_info(source)
     metadata = {**(info.get("metadata") or {}), "exported_from": str(source.resolve())}
     return save_checkpoint(out, model, config, metadata=metadata, extra_files=extra, dtype=dtype, max_shard_bytes=max_shard_bytes)

@@ -90,9 +90,14 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = True) -
         raise
 
 
+def json_bytes(obj: Any, *, sort_keys: bool = True) -> bytes:
+    """``obj`` as the JSON glyphfuse writes: indented UTF-8 with a final newline."""
+    return (json.dumps(obj, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented UTF-8 JSON, atomically."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_bytes_atomic(path, json_bytes(obj))
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.core.files import json_bytes, read_json
 
 INDEX_NAME = "model.safetensors.index.json"
 INDEX_FORMAT = "glyphfuse-shards-1"
@@ -116,7 +117,7 @@ def shard_files(tensors: Mapping[str, torch.Tensor], max_bytes: int, metadata: M
         weight_map.update(dict.fromkeys(names, file_name))
     total = sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
     index = {"metadata": {"total_size": total, "format": INDEX_FORMAT}, "weight_map": weight_map}
-    files[INDEX_NAME] = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    files[INDEX_NAME] = json_bytes(index)
     return files
 
 
@@ -124,12 +125,9 @@ def read_index(folder: str | Path) -> dict[str, str]:
     """The index's tensor name -> shard file name map, checked: a JSON object whose shard names
     are the canonical ``model-NNNNN-of-MMMMM.safetensors`` for one count M, each number 1..M used."""
     path = Path(folder) / INDEX_NAME
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GlyphfuseError(f"{path}: file is missing") from None
-    except (ValueError, RecursionError) as exc:  # not JSON, or not UTF-8
-        raise GlyphfuseError(f"{path}: not valid JSON ({exc})") from None
+    if not path.is_file():
+        raise GlyphfuseError(f"{path}: file is missing")
+    index = read_json(path, "shard index")
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
         raise GlyphfuseError(f"{path}: expected a JSON object with a non-empty \"weight_map\" of tensor name -> shard file name")
