@@ -16,7 +16,7 @@ from pathlib import Path
 
 from glyphfuse.core.errors import GlyphfuseError
 
-PROMPT_SETS = ("words", "lines2", "strings", "short", "phrases", "multiline", "original")
+PROMPT_SETS = ("words", "lines2", "strings", "short", "phrases", "multiline", "original", "cased", "signs", "alnum", "readme")
 DEFAULT_PROMPT_SET = "words"
 
 # The prompts of the trainer's sample grids (examples/sample_prompts.txt holds the same lines):

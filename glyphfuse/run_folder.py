@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import errno
 import json
+import math
 import os
 import shutil
 import socket
@@ -248,14 +249,16 @@ def _training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, de
 
 
 def write_checkpoint(run_dir: Path, step: int, position: tuple[int, int], ema: torch.nn.Module, model: torch.nn.Module,
-                     optimizer: torch.optim.Optimizer, model_config: ModelConfig, config: TrainConfig, device: torch.device) -> Path:
+                     optimizer: torch.optim.Optimizer, model_config: ModelConfig, config: TrainConfig, device: torch.device,
+                     loop_state: dict[str, Any] | None = None) -> Path:
     """Write checkpoints/step_N completely (temp folder + rename, done by save_checkpoint), then
     move ``latest`` to it, then prune old step folders. ``position``: the data position (epoch,
-    index) after step N."""
+    index) after step N; ``loop_state``: the loop's own scalars (the spike guard's statistics)."""
     checkpoints = run_dir / CHECKPOINTS
     checkpoints.mkdir(parents=True, exist_ok=True)
     tensors, optimizer_json = _training_state(model, optimizer, device)
-    trainer = {"step": step, "epoch": position[0], "index": position[1], "optimizer": optimizer_json, "config": config.to_dict()}
+    trainer = {"step": step, "epoch": position[0], "index": position[1], "optimizer": optimizer_json, "config": config.to_dict(),
+               "loop": loop_state or {}}
     target = checkpoints / step_name(step)
     checkpoint_folder.save_checkpoint(
         target,
@@ -289,6 +292,15 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if not isinstance(optimizer, dict) or not isinstance(optimizer.get("param_groups"), list) or not isinstance(optimizer.get("state_scalars", {}), dict):
         raise GlyphfuseError(f"{trainer_file}: \"optimizer\" must be an object with a \"param_groups\" list")
     return tensors, trainer
+
+
+def read_loop_state(path: Path) -> dict[str, Any]:
+    """The loop's own scalars saved with a training checkpoint ({} when it has none)."""
+    trainer = read_json(path / TRAINER_JSON, "trainer state")
+    loop = trainer.get("loop", {}) if isinstance(trainer, dict) else None
+    if not isinstance(loop, dict) or not all(isinstance(value, (int, float)) and math.isfinite(value) for value in loop.values()):
+        raise GlyphfuseError(f"{path / TRAINER_JSON}: \"loop\" must be an object of finite numbers")
+    return loop
 
 
 def restore_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> tuple[int, int, int]:

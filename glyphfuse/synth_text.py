@@ -28,6 +28,7 @@ from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.prompts import PROMPT_SETS, load_prompts, read_prompt_lines
 
 MAX_LINES = 6  # most lines in one image
+MAX_LINE_CHARS = 256  # most characters a line may be limited to (--line-chars)
 
 # The most frequent English words; mixed with the larger word list so that lines read naturally.
 COMMON_WORDS = (
@@ -70,10 +71,14 @@ def load_text_file(path: str | Path) -> list[str]:
 ALIGNMENTS = ("left", "center", "right", "random")
 PLACEMENTS = ("fixed", "center", "random")
 BACKGROUNDS = ("light", "random")
+# The punctuation and symbols that signs and captions use: the ``ascii`` charset's extra characters.
+SIGN_PUNCTUATION = ".,!?'\"-:;&%#@/()$+*="
 CHARSETS = {
     "lower": string.ascii_lowercase,
     "letters": string.ascii_letters,
     "alnum": string.ascii_letters + string.digits,
+    # words in three casings, numbers, prices, times, punctuation and symbols (ascii_token)
+    "ascii": string.ascii_letters + string.digits + SIGN_PUNCTUATION,
     "printable": None,  # words with capitals, digits, punctuation and symbols (random_transcript)
 }
 
@@ -94,6 +99,7 @@ class SynthStyle:
       letter); the other tokens are words. ``printable`` uses :func:`random_transcript`;
     * ``lines`` and ``tokens``: ranges (inclusive) of lines per image and tokens per line;
       ``None`` keeps the weighted defaults of :func:`random_transcript`;
+    * ``line_chars``: most characters a line (``None``: whatever fits the canvas);
     * ``font_px``: font size range (px), ``None`` scales with the canvas; ``fonts``: font file
       names in the fonts folder, empty = all of them.
     """
@@ -106,6 +112,7 @@ class SynthStyle:
     string_length: tuple[int, int] = (2, 8)
     lines: tuple[int, int] | None = None
     tokens: tuple[int, int] | None = None
+    line_chars: int | None = None
     font_px: tuple[int, int] | None = None
     fonts: tuple[str, ...] = ()
     size: int = 128  # the canvas the style is meant for (synth-fonts --size overrides)
@@ -124,6 +131,8 @@ class SynthStyle:
         for name, value, most in ranges:
             if value is not None and not (1 <= value[0] <= value[1] <= most):
                 raise GlyphfuseError(f"--{name} must be MIN-MAX with 1 <= MIN <= MAX <= {most}, not {value[0]}-{value[1]}")
+        if self.line_chars is not None and not 1 <= self.line_chars <= MAX_LINE_CHARS:
+            raise GlyphfuseError(f"--line-chars must be between 1 and {MAX_LINE_CHARS}, not {self.line_chars}")
 
     def replace(self, **changes) -> "SynthStyle":
         """A copy with ``changes`` applied; ``None`` values are ignored (options not given)."""
@@ -141,6 +150,12 @@ DATA_RECIPES: dict[str, SynthStyle] = {
     "words32": SynthStyle(align="center", placement="center", background="light", charset="lower", random_fraction=0.5,
                           string_length=(3, 5), lines=(1, 1), tokens=(1, 1), font_px=(12, 12),
                           fonts=("OpenSans-CondBold.ttf",), size=32),
+    # 128 px, 1-5 left-aligned lines at fixed heights of at most 16 characters: words in three
+    # casings, numbers, prices, times, punctuation and symbols, a third of the tokens random
+    # strings; one monospaced bold font at 11 px on a light background (the cascade's base data)
+    "lines128": SynthStyle(align="left", placement="fixed", background="light", charset="ascii", random_fraction=0.35,
+                           string_length=(2, 8), lines=(1, 5), tokens=(1, 3), line_chars=16, font_px=(11, 11),
+                           fonts=("DejaVuSansMono-Bold.ttf",), size=128),
     # the full variety: random placement, lightness, fonts, sizes, capitals, digits, punctuation
     "full": SynthStyle(),
 }
@@ -166,7 +181,7 @@ def parse_range(text: str, option: str) -> tuple[int, int]:
 # Held-out tokens: never drawn, so eval measures words the model has never seen
 # ------------------------------------------------------------------------------------------------
 
-NOT_HELD_OUT = ("original.txt",)  # the original system's test prompt: ordinary training words
+NOT_HELD_OUT = ("original.txt", "readme.txt")  # the original system's test prompt and the README's example: ordinary training words
 
 
 def token_key(token: str) -> str:
@@ -176,14 +191,16 @@ def token_key(token: str) -> str:
 
 @lru_cache(maxsize=1)
 def held_out_tokens() -> frozenset[str]:
-    """Every token of the packaged eval prompt sets (glyphfuse/resources/prompts/*.txt): synth
-    never renders them, so eval measures spelling of words the model has never seen."""
+    """Every token with a letter of the packaged eval prompt sets (glyphfuse/resources/prompts/
+    *.txt): synth never renders them, so eval measures spelling of words the model has never
+    seen. Letterless tokens (numbers, prices, symbols) are not words to memorise: holding out
+    "2" or "$5" would only keep those digits out of training."""
     tokens = set()
     for name in PROMPT_SETS:
         if f"{name}.txt" not in NOT_HELD_OUT:
             prompts, _ = load_prompts(name)
-            tokens.update(token_key(token) for prompt in prompts for token in prompt.split())
-    tokens.discard("")
+            keys = (token_key(token) for prompt in prompts for token in prompt.split())
+            tokens.update(key for key in keys if any(char.isalpha() for char in key))
     return frozenset(tokens)
 
 
@@ -280,13 +297,79 @@ def _styled_token(rng: random.Random, style: SynthStyle, words: Sequence[str], c
     return word[:1].upper() + word[1:] if case == "title" else word
 
 
+def _cased(word: str, case: str) -> str:
+    if case == "upper":
+        return word.upper()
+    return word[:1].upper() + word[1:] if case == "title" else word
+
+
+def _sign_number(rng: random.Random) -> str:
+    """A number as signs write it: a count, a year, a price, a percentage, a time, an opening
+    time, a phone number, a rank."""
+    kind = rng.random()
+    if kind < 0.25:
+        return str(rng.randint(0, 999))
+    if kind < 0.35:
+        return str(rng.randint(1900, 2040))
+    if kind < 0.50:
+        return rng.choice(("$", "$", "")) + f"{rng.randint(0, 999)}.{rng.randint(0, 99):02d}"
+    if kind < 0.60:
+        return f"{rng.randint(1, 100)}%"
+    if kind < 0.72:
+        return f"{rng.randint(0, 23)}:{rng.randint(0, 59):02d}"
+    if kind < 0.80:
+        return f"{rng.randint(1, 24)}{rng.choice(('h', 'am', 'pm', 'km', 'kg', 'x', 'th'))}"
+    if kind < 0.90:
+        return f"{rng.randint(100, 999)}-{rng.randint(0, 9999):04d}"
+    return f"#{rng.randint(1, 99)}"
+
+
+def ascii_token(rng: random.Random, style: SynthStyle, words: Sequence[str], case: str) -> str:
+    """One token of the ``ascii`` charset: a random string (``random_fraction`` of them; one
+    character in eight punctuation), a number, a symbol, or a word in ``case`` (sometimes in
+    another casing), sometimes quoted or bracketed, sometimes followed by punctuation."""
+    roll = rng.random()
+    if roll < style.random_fraction:
+        length = rng.randint(*style.string_length)
+        alphabet = string.ascii_letters + string.digits
+        return "".join(rng.choice(SIGN_PUNCTUATION) if rng.random() < 0.125 else rng.choice(alphabet) for _ in range(length))
+    roll = rng.random()
+    if roll < 0.15:
+        return _sign_number(rng)
+    if roll < 0.20:
+        return rng.choice(("&", "-", "+", "/", "@", "=", "*", "+/-", "&&", "--"))
+    if rng.random() < 0.15:
+        case = rng.choice(("lower", "title", "upper"))
+    token = _cased(_random_word(rng, words).lower(), case)
+    decoration = rng.random()
+    if decoration < 0.08:
+        left, right = rng.choice((('"', '"'), ("(", ")"), ("'", "'")))
+        token = f"{left}{token}{right}"
+    elif decoration < 0.24:
+        token += rng.choice((",", ".", "!", "?", ":", ";", "'s", "!!", "...", "?!"))
+    elif decoration < 0.28:
+        token = rng.choice(("#", "@", "$", "(")) + token
+    return token
+
+
 def styled_line(rng: random.Random, style: SynthStyle, words: Sequence[str], fits: Callable[[str], bool]) -> str | None:
-    """One line of ``style.tokens`` tokens that ``fits(line)``; re-drawn up to 20 times, else
-    None (the line is dropped: never hard-wrapped)."""
-    case = "lower" if style.charset == "lower" else rng.choices(("lower", "title", "upper"), weights=(50, 30, 20))[0]
+    """One line of ``style.tokens`` tokens that ``fits(line)`` and has at most
+    ``style.line_chars`` characters; re-drawn up to 20 times, else None (the line is dropped:
+    never hard-wrapped)."""
+    if style.charset == "lower":
+        case = "lower"
+    elif style.charset == "ascii":
+        case = rng.choices(("lower", "title", "upper", "sentence"), weights=(30, 30, 25, 15))[0]
+    else:
+        case = rng.choices(("lower", "title", "upper"), weights=(50, 30, 20))[0]
     low, high = style.tokens or (1, 2)
     for _ in range(20):
-        line = " ".join(_styled_token(rng, style, words, case) for _ in range(rng.randint(low, high)))
-        if fits(line):
+        count = rng.randint(low, high)
+        if style.charset == "ascii":
+            tokens = [ascii_token(rng, style, words, "title" if case == "sentence" and k == 0 else "lower" if case == "sentence" else case) for k in range(count)]
+        else:
+            tokens = [_styled_token(rng, style, words, case) for _ in range(count)]
+        line = " ".join(tokens)
+        if (style.line_chars is None or len(line) <= style.line_chars) and fits(line):
             return line
     return None

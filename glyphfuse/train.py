@@ -52,7 +52,7 @@ from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS
 from glyphfuse.run_folder import RunLock, find_latest_checkpoint
 from glyphfuse.sampling import check_prompt_lengths, generate
 from glyphfuse.train_progress import TrainProgress
-from glyphfuse.train_config import TrainConfig, build_train_config
+from glyphfuse.train_config import SPIKE_WARMUP_STEPS, TrainConfig, build_train_config
 
 __all__ = ["TrainConfig", "TrainResult", "TrainLoop", "build_train_config", "config_for_run", "prompt_grid_preview", "train"]
 
@@ -185,11 +185,13 @@ class TrainLoop:
         betas = (config.adam_beta1, config.adam_beta2)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, betas=betas, weight_decay=config.weight_decay)
         self.step, self.position = 0, (0, 0)  # position: (epoch, index) of the next batch
+        self.guard = SpikeGuard()
         if latest is not None:
             if load_checkpoint_config(latest).to_dict() != self.model_config.to_dict():
                 raise GlyphfuseError(f"{latest}: the checkpoint's model config differs from this run's model ({self.model_config.name}); use another output folder")
             self.step, epoch, index = run_folder.restore_training_state(latest, self.model, self.optimizer, device)
             self.position = (epoch, index)
+            self.guard = SpikeGuard.from_dict(run_folder.read_loop_state(latest))
             self.ema, _ = load_checkpoint(latest, device=device)
         else:
             if init_model is not None:
@@ -280,10 +282,12 @@ class TrainLoop:
         loss = stats[0] / self.dist.world_size
         if not math.isfinite(loss):
             raise GlyphfuseError(f"training loss became {loss} at step {self.step + 1} in {self.run_dir}; stopped without saving this state; {self.last_checkpoint()}")
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.parameters, config.grad_clip)
-        self.optimizer.step()
-        update_ema(self.ema_parameters, self.parameters, config.ema_decay_at(self.step))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.parameters, config.grad_clip if config.grad_clip > 0 else math.inf))
+        if self.guard.accepts(grad_norm, config.spike_skip):
+            self.optimizer.step()
+            update_ema(self.ema_parameters, self.parameters, config.ema_decay_at(self.step))
+        elif self.dist.is_main and self.progress is not None:
+            self.progress.bar.print(f"step {self.step + 1}: gradient norm {grad_norm:.3g} is {grad_norm / self.guard.average:.1f}x the running average; update skipped ({self.guard.skipped} so far)")
         return loss, stats[1] > 0
 
     def micro_batch(self, images: torch.Tensor, texts: list[str], micro: int) -> torch.Tensor:
@@ -325,7 +329,8 @@ class TrainLoop:
             self.problems_shown = len(found)
             self.progress.bar.print(f"skipping unusable images found while loading (first: {found[self.problems_at_start]}); the count follows at the end")
         if self.step % self.config.log_every == 0 or self.step == self.config.max_steps:
-            row = {"step": self.step, "loss": self.progress.end_window(), "lr": lr, "images_per_s": images_per_s, "time": time.time()}
+            row = {"step": self.step, "loss": self.progress.end_window(), "lr": lr, "images_per_s": images_per_s, "time": time.time(),
+                   "grad_norm": self.guard.last, "skipped_steps": self.guard.skipped}
             run_folder.append_metrics(self.run_dir, row)
 
     def save(self) -> None:
@@ -334,7 +339,8 @@ class TrainLoop:
         if self.dist.is_main:
             try:
                 self.result.checkpoint = run_folder.write_checkpoint(
-                    self.run_dir, self.step, self.position, self.ema, self.model, self.optimizer, self.model_config, self.config, self.device
+                    self.run_dir, self.step, self.position, self.ema, self.model, self.optimizer, self.model_config, self.config, self.device,
+                    loop_state=self.guard.to_dict(),
                 )
                 run_folder.write_problems(self.run_dir, self.dataset.problems)
             except GlyphfuseError as exc:  # disk full, read-only ...: the previous checkpoint is intact
@@ -357,7 +363,40 @@ class TrainLoop:
         return self.result
 
 
-# -- EMA and stop signals ------------------------------------------------------------------------
+# -- spike guard, EMA and stop signals --------------------------------------------------------------
+
+
+@dataclass
+class SpikeGuard:
+    """The running average of accepted steps' gradient norms, and the steps skipped as spikes
+    (TrainConfig.spike_skip). Saved in each checkpoint's trainer.json, so a resumed run decides
+    exactly as an uninterrupted one. Every rank sees the same all-reduced gradients, so every rank
+    decides the same."""
+
+    average: float = 0.0  # exponential moving average (0.99) of accepted gradient norms
+    accepted: int = 0
+    skipped: int = 0
+    last: float = 0.0  # the newest step's norm (metrics.jsonl)
+
+    def accepts(self, grad_norm: float, factor: float) -> bool:
+        """Whether a step of gradient norm ``grad_norm`` is applied; updates the statistics."""
+        self.last = grad_norm
+        if factor > 0 and self.accepted >= SPIKE_WARMUP_STEPS and grad_norm > factor * self.average:
+            self.skipped += 1
+            return False
+        self.average = grad_norm if self.accepted == 0 else 0.99 * self.average + 0.01 * grad_norm
+        self.accepted += 1
+        return True
+
+    def to_dict(self) -> dict[str, float]:
+        return {"grad_norm_average": self.average, "accepted_steps": self.accepted, "skipped_steps": self.skipped}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> "SpikeGuard":
+        """From a checkpoint's loop state ({} for a checkpoint written before the guard existed)."""
+        return cls(average=float(state.get("grad_norm_average", 0.0)), accepted=int(state.get("accepted_steps", 0)),
+                   skipped=int(state.get("skipped_steps", 0)))
+
 
 
 @torch.no_grad()

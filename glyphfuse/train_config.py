@@ -6,10 +6,17 @@ configs without importing the training loop.
 Batch arithmetic: ``batch_size`` is the per-process micro-batch. One optimizer step sees
 ``batch_size * grad_accum * world_size`` images (world_size = number of torchrun processes).
 
-Learning rate: linear warm-up from 0 to ``lr`` over ``warmup_steps``, then constant. (Diffusion
-models train for a long, open-ended time and are usually sampled from the EMA weights, which
-already smooth the end of training; a constant rate keeps "train more steps later" simple and
-makes resuming with a larger ``--steps`` exact.)
+Learning rate: linear warm-up from 0 to ``lr`` over ``warmup_steps``, then ``lr_schedule``:
+``constant`` (the default: open-ended training, and resuming with a larger ``--steps`` changes
+nothing that is done) or ``cosine`` (half a cosine from ``lr`` down to ``lr * min_lr_ratio`` at
+``max_steps``: a planned run of known length, which ends on small steps; a larger ``--steps``
+on resume stretches the rest of the curve).
+
+Spike guard: with ``spike_skip`` > 0, an optimizer step whose gradient norm is more than
+``spike_skip`` times the running average of the accepted steps' norms is skipped (its data is
+still consumed, so the run stays exact on resume). One outlier batch then cannot throw AdamW's
+moments and the weights off: a 128 px run at constant lr 2e-3 once jumped from loss 0.03 to 0.75
+and never came back.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from glyphfuse.core.files import read_json
 # Bounds that keep a mistyped value from asking for a million worker processes or batches that
 # no machine holds.
 UPPER_LIMITS = {"batch_size": 65536, "grad_accum": 65536, "num_workers": 256, "sample_steps": 100_000}
+LR_SCHEDULES = ("constant", "cosine")
+SPIKE_WARMUP_STEPS = 50  # accepted steps that set the running gradient-norm average before the guard acts
 
 
 @dataclass
@@ -42,6 +51,9 @@ class TrainConfig(JsonConfig):
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 1e-4
     warmup_steps: int = 1000
+    lr_schedule: str = "constant"  # after warm-up: "constant" | "cosine" (down to lr * min_lr_ratio at max_steps)
+    min_lr_ratio: float = 0.1  # cosine only
+    spike_skip: float = 0.0  # skip a step whose gradient norm exceeds this many times the running average (0 = off)
     max_steps: int = 100_000
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
@@ -72,7 +84,7 @@ class TrainConfig(JsonConfig):
         for name, high in UPPER_LIMITS.items():
             if getattr(self, name) > high:
                 raise GlyphfuseError(f"{where}: {name} {getattr(self, name)} is more than the sane maximum {high}")
-        for name in ("lr", "weight_decay", "adam_beta1", "adam_beta2", "grad_clip", "ema_decay", "text_dropout", "sample_guidance"):
+        for name in ("lr", "weight_decay", "adam_beta1", "adam_beta2", "grad_clip", "ema_decay", "text_dropout", "sample_guidance", "min_lr_ratio", "spike_skip"):
             if not math.isfinite(getattr(self, name)):
                 raise GlyphfuseError(f"{where}: {name} must be a finite number, got {getattr(self, name)}")
         if not 0 <= self.seed <= MAX_SEED:
@@ -87,6 +99,12 @@ class TrainConfig(JsonConfig):
                 raise GlyphfuseError(f"{where}: {name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise GlyphfuseError(f"{where}: lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise GlyphfuseError(f"{where}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise GlyphfuseError(f"{where}: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.spike_skip != 0 and not self.spike_skip > 1.0:
+            raise GlyphfuseError(f"{where}: spike_skip must be 0 (off) or more than 1, got {self.spike_skip}")
         if not 0.0 <= self.text_dropout < 1.0:
             raise GlyphfuseError(f"{where}: text_dropout must be in [0, 1), got {self.text_dropout}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -103,10 +121,16 @@ class TrainConfig(JsonConfig):
         return load_model_config(self.model)
 
     def lr_at(self, step: int) -> float:
-        """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then constant."""
+        """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then constant or
+        half a cosine down to ``lr * min_lr_ratio`` at ``max_steps``."""
         if self.warmup_steps > 0 and step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
-        return self.lr
+        if self.lr_schedule == "constant":
+            return self.lr
+        decay_steps = max(1, self.max_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / decay_steps)
+        floor = self.lr * self.min_lr_ratio
+        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def ema_decay_at(self, step: int) -> float:
         """EMA decay after optimizer step ``step`` (0-based): small early on so the EMA forgets

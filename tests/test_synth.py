@@ -279,15 +279,39 @@ def test_held_out_eval_tokens_are_never_rendered(monkeypatch):
     from glyphfuse.prompts import load_prompts
 
     held_out = synth_text.held_out_tokens()
-    for name in ("words", "lines2", "strings", "phrases", "multiline", "short"):
+    for name in ("words", "lines2", "strings", "phrases", "multiline", "short", "cased", "signs", "alnum"):
         for prompt in load_prompts(name)[0]:
-            assert all(synth_text.token_key(token) in held_out for token in prompt.split())
+            keys = [synth_text.token_key(token) for token in prompt.split()]
+            assert all(key in held_out for key in keys if any(char.isalpha() for char in key)), prompt
     assert "the" not in held_out  # the original test prompt's ordinary words are not held out
+    assert "2" not in held_out and "18.75" not in held_out  # letterless tokens are not words to memorise
     # make very common tokens "held out": they must then never appear
     monkeypatch.setattr(synth_text, "held_out_tokens", lambda: frozenset({"the", "of", "and", "to", "a", "in"}))
     style = synth_text.SynthStyle(charset="lower", random_fraction=0.0, lines=(1, 2), tokens=(1, 2), font_px=(10, 10), size=64)
     texts = " ".join(example.text for example in _styled(style, count=150))
     assert not {"the", "of", "and", "to", "a", "in"} & set(texts.split())
+
+
+def test_ascii_charset_writes_signs_within_the_line_limit():
+    from glyphfuse.synth_text import CHARSETS, SIGN_PUNCTUATION, get_data_recipe
+
+    style = get_data_recipe("lines128")
+    examples = _styled(style, count=120)
+    texts = [example.text for example in examples]
+    assert all(1 <= len(text.split("\n")) <= 5 for text in texts)
+    assert all(len(line) <= 16 for text in texts for line in text.split("\n"))
+    joined = "".join(texts)
+    assert set(joined) - {" ", "\n"} <= set(CHARSETS["ascii"])
+    assert any(char.isupper() for char in joined) and any(char.isdigit() for char in joined)
+    assert len(set(joined) & set(SIGN_PUNCTUATION)) >= 10  # most of the sign punctuation shows up
+    assert max(len(text.split("\n")) for text in texts) == 5
+
+
+def test_line_chars_is_checked():
+    from glyphfuse.synth_text import SynthStyle
+
+    with pytest.raises(GlyphfuseError, match="--line-chars"):
+        SynthStyle(charset="ascii", line_chars=0)
 
 
 def test_words_are_never_split_over_lines(tmp_path):

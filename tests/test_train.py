@@ -305,6 +305,48 @@ def test_train_config_json_round_trip_and_schedules():
         TrainConfig.from_dict({"batchsize": 3})
 
 
+def test_cosine_schedule_decays_to_its_floor():
+    config = TrainConfig(model="tiny", data="d", lr=1e-3, warmup_steps=10, max_steps=110, lr_schedule="cosine", min_lr_ratio=0.1)
+    assert config.lr_at(9) == pytest.approx(1e-3)  # the end of warm-up is the peak
+    assert config.lr_at(60) == pytest.approx(0.55e-3)  # half-way down: the mean of peak and floor
+    assert config.lr_at(110) == config.lr_at(10**6) == pytest.approx(1e-4)
+    assert all(config.lr_at(s) >= config.lr_at(s + 1) for s in range(10, 120))
+    for bad in ({"lr_schedule": "linear"}, {"min_lr_ratio": 1.5}, {"spike_skip": 0.5}):
+        with pytest.raises(GlyphfuseError):
+            TrainConfig(model="tiny", data="d", **bad).validate()
+
+
+def test_spike_guard_skips_outliers_only_after_its_warm_up():
+    from glyphfuse.train import SpikeGuard
+
+    guard = SpikeGuard()
+    assert all(guard.accepts(1.0, factor=4.0) for _ in range(60))
+    assert not guard.accepts(10.0, factor=4.0) and guard.skipped == 1
+    assert guard.accepts(3.0, factor=4.0)  # within 4x of the running average
+    assert guard.accepts(100.0, factor=0.0)  # off
+    assert SpikeGuard.from_dict(guard.to_dict()) == SpikeGuard(average=guard.average, accepted=guard.accepted, skipped=1)
+
+
+def test_resume_with_cosine_schedule_and_spike_guard_is_exact(data_dir, tmp_path, monkeypatch):
+    import glyphfuse.train as train_module
+
+    monkeypatch.setattr(train_module, "SPIKE_WARMUP_STEPS", 1)
+    changes = dict(lr_schedule="cosine", min_lr_ratio=0.2, spike_skip=1.01)
+    reference = tmp_path / "reference"
+    train(tiny_config(data_dir, **changes), reference)
+    run = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(tiny_config(data_dir, **changes), run, on_step=kill_after(3))
+    train(tiny_config(data_dir, **changes), run)
+    for (raw, ema), (ref_raw, ref_ema) in [(final_state(run), final_state(reference))]:
+        assert_same_weights(raw, ref_raw)
+        assert_same_weights(ema, ref_ema)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped_steps"] >= 1  # a 1.01x guard on a noisy tiny run skips some steps
+    assert rows[-1]["skipped_steps"] == [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()][-1]["skipped_steps"]
+    assert rows[-1]["lr"] < rows[2]["lr"]  # the cosine went down
+
+
 def test_shipped_prompt_file_matches_the_default_list():
     assert load_prompt_file(REPO / "examples" / "sample_prompts.txt") == list(DEFAULT_SAMPLE_PROMPTS)
 

@@ -17,7 +17,7 @@ from glyphfuse.cli.app import app, console
 def synth_fonts(
     out_dir: Path = typer.Argument(..., help="Folder to write NAME.png + NAME.txt + metadata.jsonl into (must be empty or new)."),
     count: int = typer.Option(1000, "--count", "-n", help="Number of images."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="Named data recipe: lines64 (the default model's data), words32, full. The options below override its settings."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Named data recipe: lines128 (the cascade's base data), lines64, words32, full. The options below override its settings."),
     size: Optional[int] = typer.Option(None, "--size", help="Image width and height in px (default: the recipe's, else 128)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files for any --workers."),
     workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
@@ -29,11 +29,12 @@ def synth_fonts(
     align: Optional[str] = typer.Option(None, "--align", help="left | center | right | random (default random)."),
     placement: Optional[str] = typer.Option(None, "--placement", help="fixed (line k always at the same height) | center | random (default random)."),
     background: Optional[str] = typer.Option(None, "--background", help="light (light flat, dark text) | random (any lightness, either polarity; default)."),
-    charset: Optional[str] = typer.Option(None, "--charset", help="lower | letters | alnum | printable (default: words with capitals, digits, punctuation)."),
+    charset: Optional[str] = typer.Option(None, "--charset", help="lower | letters | alnum | ascii (words in three casings, digits, punctuation, symbols) | printable (default: the full variety of words with capitals, digits, punctuation)."),
     random_fraction: Optional[float] = typer.Option(None, "--random-fraction", help="Share of tokens that are uniformly random strings of --charset (default 0)."),
     lines: Optional[str] = typer.Option(None, "--lines", help="Lines per image, MIN-MAX (e.g. 1-2)."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Tokens per line, MIN-MAX (e.g. 1-2)."),
     string_length: Optional[str] = typer.Option(None, "--string-length", help="Length of the random strings, MIN-MAX (default 2-8)."),
+    line_chars: Optional[int] = typer.Option(None, "--line-chars", help="Most characters a line (default: whatever fits the canvas)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
 ) -> None:
     """Render synthetic training images: text in real fonts on flat backgrounds.
@@ -60,7 +61,7 @@ def synth_fonts(
         tokens=parse_range(tokens, "--tokens") if tokens else None,
         string_length=parse_range(string_length, "--string-length") if string_length else None,
         font_px=parse_range(font_size, "--font-size") if font_size else None,
-        fonts=tuple(font) if font else None,
+        fonts=tuple(font) if font else None, line_chars=line_chars,
     )
     size = size or style.size
     summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True, style=style)

@@ -5,7 +5,9 @@ it is what a checkpoint's ``config.json`` contains. Presets:
 
 * ``tiny``    – a few hundred thousand parameters at 32 px, for tests and CPU smoke runs
 * ``words32`` – 1.5M parameters at 32 px: short words, trainable on a 2-core CPU in an hour
-* ``lines64`` – 2M parameters at 64 px: one or two short lines; the packaged default model
+* ``lines64`` – 2M parameters at 64 px: one or two short lines of lowercase letters
+* ``lines128`` – lines64's U-Net on 4x4 patches at 128 px: up to 5 lines of 16 printable characters
+* ``lines256`` – the 128 -> 256 px super-resolution model of ``lines128`` (one outer level)
 * ``base64``  – the 64 px base model
 * ``base128`` – the 128 px base model
 * ``sr256``   – the 128 -> 256 px super-resolution model (``base128`` plus one outer level)
@@ -240,6 +242,27 @@ def _lines64() -> ModelConfig:
     )
 
 
+def _lines128() -> ModelConfig:
+    # about 2.3M parameters: lines64's U-Net on 4x4 pixel patches, so a 128 px image is again 32x32
+    # patches; text encoder 2 layers x 64 with column-in-line positions, room for 5 lines of 16
+    # characters (and the 8 lines of the line table). The packaged cascade's base model.
+    return ModelConfig(
+        name="lines128",
+        image_size=128,
+        channels=1,
+        text=TextEncoderConfig(width=64, depth=2, head_dim=32, max_length=112, max_distance=64, max_lines=8, column_embedding=True),
+        unet=UNetConfig(
+            base_channels=32,
+            channel_mult=(1, 2, 3),
+            num_res_blocks=1,
+            attention_resolutions=(8,),
+            weave_resolutions=(32, 16),
+            head_channels=32,
+            patch_size=4,
+        ),
+    )
+
+
 def _base64() -> ModelConfig:
     # about 23M parameters: U-Net 64-128-128-192 channels at 64/32/16/8 px, text encoder 2.8M
     return ModelConfig(name="base64", image_size=64, unet=UNetConfig(channel_mult=(1, 2, 2, 3)))
@@ -290,7 +313,12 @@ def _sr256() -> ModelConfig:
     return sr_config_for(_base128(), 256, name="sr256", low_res_noise_max=0.2)
 
 
-PRESETS = {"tiny": _tiny, "words32": _words32, "lines64": _lines64, "base64": _base64, "base128": _base128, "sr256": _sr256}
+def _lines256() -> ModelConfig:
+    return sr_config_for(_lines128(), 256, name="lines256", low_res_noise_max=0.2)
+
+
+PRESETS = {"tiny": _tiny, "words32": _words32, "lines64": _lines64, "lines128": _lines128, "lines256": _lines256,
+           "base64": _base64, "base128": _base128, "sr256": _sr256}
 
 
 def get_preset(name: str) -> ModelConfig:
