@@ -26,9 +26,9 @@ from pathlib import Path
 from glyphfuse.core.checkpoint import read_checkpoint_info
 from glyphfuse.core.config import get_preset
 from glyphfuse.evaluate import run_eval
-from glyphfuse.run_folder import CHECKPOINTS, find_latest_checkpoint, run_config_path, step_of
-from glyphfuse.synth import get_data_recipe, synthesize
-from glyphfuse.train import config_for_run, train
+from glyphfuse.training.run_folder import CHECKPOINTS, find_latest_checkpoint, run_config_path, step_of
+from glyphfuse.data.synth import get_data_recipe, synthesize
+from glyphfuse.training.loop import config_for_run, train
 
 # name -> (changes to the lines64 data recipe, changes to the lines64 text encoder)
 VARIANTS = {

@@ -4,7 +4,7 @@ For each canvas size (64, 128, 256 px) renders N images of 1-3 lines of random w
 fonts (the repo's fonts/ folder, else DejaVu), random sizes and random background lightness
 (light text on dark backgrounds half the time), then reports:
 
-* images/s of :func:`glyphfuse.ocr.read_images` (list-file batches) with 1 and 2 processes;
+* images/s of :func:`glyphfuse.ocr.tesseract.read_images` (list-file batches) with 1 and 2 processes;
 * ms/img of the per-image path (one ``pytesseract.image_to_string`` call per image, same
   preprocessing and flags) for comparison;
 * the OCR ceiling on clean renders: mean CER, exact and exact_ci;
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytesseract
 from PIL import Image, ImageDraw, ImageFont
 
-from glyphfuse import ocr
-from glyphfuse.metrics import summarize
+from glyphfuse.ocr import tesseract as ocr
+from glyphfuse.ocr.metrics import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ("the quick brown fox jumps over lazy dog glyph fuse text model write open local read image "

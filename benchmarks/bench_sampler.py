@@ -4,7 +4,7 @@
     python benchmarks/bench_sampler.py -c runs/lines64/checkpoint --steps 5 10 20 -n 4 --json sampler.json
 
 For every prompt set, sampler and step count one `glyphfuse eval` (glyphfuse.evaluate.run_eval,
-same seed for every row) gives exact and CER; while it runs, glyphfuse.sampling.generate is timed
+same seed for every row) gives exact and CER; while it runs, glyphfuse.sampling.generation.generate is timed
 and hooks on the model's text encoder and U-Net count and time their calls:
 
 * images/s: images over the wall time of sampling alone (model loading and OCR not counted);
@@ -13,7 +13,7 @@ and hooks on the model's text encoder and U-Net count and time their calls:
 * text encoder: it takes the timestep, so it runs again at every step; its time per forward and
   its share of the sampling time (what caching its output could save at most).
 
-The default sampler and step count of glyphfuse are ``glyphfuse.settings.DEFAULT_SAMPLER`` and
+The default sampler and step count of glyphfuse are ``glyphfuse.sampling.settings.DEFAULT_SAMPLER`` and
 ``DEFAULT_STEPS``; this benchmark is how to choose them.
 """
 
@@ -27,18 +27,19 @@ from pathlib import Path
 
 import torch
 
-from glyphfuse import ocr, sampling
+from glyphfuse.ocr import tesseract as ocr
+from glyphfuse.sampling import generation as sampling
 from glyphfuse.core.checkpoint import load_checkpoint_config
 from glyphfuse.core.diffusion import SAMPLERS, space_timesteps
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.evaluate import load_prompts, run_eval
-from glyphfuse.settings import SamplingSettings
+from glyphfuse.sampling.settings import SamplingSettings
 
 DEFAULTS = SamplingSettings()
 
 
 class SamplingMeter:
-    """While active, wraps glyphfuse.sampling.generate to time it and count its images, and hooks
+    """While active, wraps glyphfuse.sampling.generation.generate to time it and count its images, and hooks
     the text encoder and U-Net of the model it is given to count their calls, rows and time."""
 
     def __init__(self):

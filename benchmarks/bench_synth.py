@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from glyphfuse.synth import synthesize
+from glyphfuse.data.synth import synthesize
 
 
 def folder_digest(folder: Path) -> str:

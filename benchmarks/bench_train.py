@@ -27,8 +27,8 @@ from glyphfuse.core.config import get_preset
 from glyphfuse.core.diffusion import GaussianDiffusion
 from glyphfuse.core.model import GlyphModel
 from glyphfuse.core.tokenizer import tokenize
-from glyphfuse.data import ImageTextDataset
-from glyphfuse.train import TrainConfig, train
+from glyphfuse.data.imagefolder import ImageTextDataset
+from glyphfuse.training.loop import TrainConfig, train
 
 
 def make_dataset(root: Path, count: int, size: int) -> None:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from glyphfuse.core.images import make_grid
 from glyphfuse.evaluate import load_prompts
-from glyphfuse.pipeline import load_models, sample_many
+from glyphfuse.sampling.pipeline import load_models, sample_many
 
 ZOOM = 3
 

@@ -1,16 +1,16 @@
 """``glyphfuse eval``: how legibly a model writes held-out prompts, and what OCR itself can read.
 
     from glyphfuse.evaluate import evaluate_model, load_prompts
-    from glyphfuse.pipeline import load_models
+    from glyphfuse.sampling.pipeline import load_models
     prompts, source = load_prompts("words")             # a packaged set, or a prompt file
     report = evaluate_model(prompts, **load_models("runs/base64/checkpoint"), n=4, seed=0, steps=50)
     report["summary"]  # {"n", "errors", "cer", "exact", "exact_ci", "similarity"}
 
-Each prompt is sampled ``n`` times through the sampling pipeline (:mod:`glyphfuse.pipeline`; with
+Each prompt is sampled ``n`` times through the sampling pipeline (:mod:`glyphfuse.sampling.pipeline`; with
 ``candidates`` > 1 every sample is the OCR-best of that many), all images of a stage are read in
 one batched OCR call, and the metrics of docs/design.md §4 are averaged
-(:func:`glyphfuse.metrics.summarize`). How it samples is one
-:class:`~glyphfuse.settings.SamplingSettings` (``settings=``, or its fields as keyword arguments,
+(:func:`glyphfuse.ocr.metrics.summarize`). How it samples is one
+:class:`~glyphfuse.sampling.settings.SamplingSettings` (``settings=``, or its fields as keyword arguments,
 as above). The report records the seed and every setting and holds no timings, so the same
 settings give the same report. It is data: the ``eval`` command prints it as tables.
 
@@ -29,15 +29,16 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from glyphfuse import __version__, ocr
+from glyphfuse import __version__
+from glyphfuse.ocr import tesseract
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import write_bytes_atomic
-from glyphfuse.data import encode_png
-from glyphfuse.metrics import cer, exact, summarize
-from glyphfuse.pipeline import PipelineResult, load_models, sample_many
-from glyphfuse.prompts import PROMPT_SETS, load_prompts, prompt_set_text  # noqa: F401 (the eval API)
-from glyphfuse.ranking import rank_folder
-from glyphfuse.settings import SamplingSettings, resolve_settings
+from glyphfuse.data.imagefolder import encode_png
+from glyphfuse.ocr.metrics import cer, exact, summarize
+from glyphfuse.sampling.pipeline import PipelineResult, load_models, sample_many
+from glyphfuse.data.prompts import PROMPT_SETS, load_prompts, prompt_set_text  # noqa: F401 (the eval API)
+from glyphfuse.ocr.ranking import rank_folder
+from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
 
 def _nan_to_none(value):
@@ -74,7 +75,7 @@ def evaluate_model(
 ) -> dict:
     """Sample every prompt ``n`` times and score the OCR reads: ``{"summary", "prompts"}``.
 
-    settings: the :class:`~glyphfuse.settings.SamplingSettings`; keyword arguments named like its
+    settings: the :class:`~glyphfuse.sampling.settings.SamplingSettings`; keyword arguments named like its
     fields override it. Sample k of prompt p is pipeline job j = p * n + k (base seeds
     ``seed + j * candidates + i``). ``prompts`` rows: prompt, n, cer, exact, exact_ci, similarity
     (means) and its ``samples`` (seed of its first candidate, chosen ``candidate`` (its seed:
@@ -140,25 +141,28 @@ def run_eval(
     ocr_processes: int | None = None,
     show_progress: bool = False,
     images_dir: str | Path | None = None,
+    use_sr: bool = True,
     **overrides,
 ) -> dict:
     """What ``glyphfuse eval`` runs: the model's scores on a prompt set (unless only
     ``ground_truth`` is given) and/or the OCR ceiling on a ground-truth folder. Returns the report
     ``{"glyphfuse", "settings", "model", "ground_truth"}`` (model / ground_truth null when not run).
     Its "settings" hold the checkpoints, the prompts, ``n``, the model's name and image size, and
-    every field of the :class:`~glyphfuse.settings.SamplingSettings` as given (``settings``,
-    keyword arguments named like its fields override it)."""
+    every field of the :class:`~glyphfuse.sampling.settings.SamplingSettings` as given (``settings``,
+    keyword arguments named like its fields override it). Without ``checkpoint`` the packaged
+    model is evaluated, with its packaged SR stage unless ``use_sr`` is False."""
     settings = resolve_settings(settings, **overrides)
-    ocr.check_tesseract()
+    tesseract.check_tesseract()
     evaluate_the_model = checkpoint is not None or sr_checkpoint is not None or ground_truth is None
     record: dict = {"checkpoint": None if checkpoint is None else str(checkpoint),
                     "sr_checkpoint": None if sr_checkpoint is None else str(sr_checkpoint)}
     report: dict = {"glyphfuse": __version__, "settings": record, "model": None, "ground_truth": None}
     if evaluate_the_model:
         prompt_list, source = load_prompts(prompts)
-        models = load_models(checkpoint, sr_checkpoint, device)
+        models = load_models(checkpoint, sr_checkpoint, device, use_sr=use_sr)
         if checkpoint is None:
             record["checkpoint"] = "default model"
+            record["sr_checkpoint"] = "default model's SR" if models["sr_model"] is not None else None
         record.update({"prompts": source, "num_prompts": len(prompt_list), "n": n, **settings.to_dict(),
                        "base_model": models["base_config"].name,
                        "image_size": (models["sr_config"] or models["base_config"]).image_size})

@@ -8,7 +8,7 @@ set -euo pipefail
 glyphfuse="$1"; prompt="$2"; out="$3"
 py="$(dirname "$glyphfuse")/python"
 
-if "$py" -c "import glyphfuse.sampling as s; raise SystemExit(0 if (s.DEFAULT_MODEL_DIR / 'model.safetensors').is_file() else 1)"; then
+if "$py" -c "import glyphfuse.sampling.generation as s; raise SystemExit(0 if (s.DEFAULT_MODEL_DIR / 'model.safetensors').is_file() else 1)"; then
     exec "$glyphfuse" sample "$prompt" -o "$out" --candidates 8
 fi
 

@@ -3,8 +3,13 @@ graph's circles and upward imports. Run from the repository root:
 
     python scripts/layout.py            # table of modules, longest functions, circles
     python scripts/layout.py --check    # exit 1 if a module is over 400 lines, a function over
-                                        # 80, the import graph has a circle, or a module imports a
-                                        # higher layer (core -> rest of the package -> cli)
+                                        # 80, the import graph has a circle (between modules or
+                                        # between folders), or a module imports a higher layer
+
+The layers, lowest first (:data:`LAYERS`): a module may import its own folder and the folders
+below it, never one above:
+
+    core -> data -> ocr -> sampling -> training -> evaluate, serve -> cli -> __main__
 
 Reads the source with ``ast`` only (nothing is imported or run). Imports inside functions count
 as edges too: a circle hidden in a function body is still a circle.
@@ -117,23 +122,52 @@ def survey(root: Path) -> dict:
         lines[name] = len(text.splitlines())
         functions += [(f"{name}:{function}", count) for function, count in functions_of(tree)]
     functions.sort(key=lambda item: -item[1])
-    return {"graph": graph, "lines": lines, "functions": functions, "circles": circles(graph), "upward": upward_imports(graph)}
+    folders = folder_graph(graph)
+    return {"graph": graph, "lines": lines, "functions": functions, "circles": circles(graph), "upward": upward_imports(graph),
+            "folders": folders, "folder_circles": circles(folders)}
+
+
+# The pipeline's stages, lowest first: the folder (or top-level module) of each layer. The package's
+# face (glyphfuse/__init__.py, which holds only its version) counts as core.
+LAYERS = (
+    ("core",),  # the model, its math, files, devices, progress
+    ("data",),  # synthetic rendering, image folders, fonts, prompt sets
+    ("ocr",),  # reading images back, scores, ranking
+    ("sampling",),  # generate, settings, SR sampling, the rejection pipeline
+    ("training",),  # the loop, its config, run folder, batches, SR training, warm start
+    ("evaluate", "serve"),  # applications of the stages: eval, the web server
+    ("cli",),  # the command line
+    ("__main__",),  # python -m glyphfuse
+)
+
+
+def folder(name: str) -> str:
+    """The stage folder (or top-level module) of a module: glyphfuse.data.render -> data."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else "core"
 
 
 def layer(name: str) -> int:
-    """0 = the model and its math (glyphfuse.core; and the package's face, which holds only its
-    version), 2 = the command line, 1 = everything between."""
-    if name == PACKAGE or name.startswith(f"{PACKAGE}.core"):
-        return 0
-    if name.startswith(f"{PACKAGE}.cli") or name == f"{PACKAGE}.__main__":
-        return 2
-    return 1
+    """The index in LAYERS of a module's folder; a folder not in LAYERS is one above them all,
+    so that a new folder is placed on purpose."""
+    for index, names in enumerate(LAYERS):
+        if folder(name) in names:
+            return index
+    return len(LAYERS)
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
-    """Imports of a higher layer: core importing the rest of the package, anything importing the CLI."""
+    """Imports of a higher layer (e.g. data importing sampling, anything importing the CLI)."""
     return sorted(f"{name} -> {target}" for name, targets in graph.items() for target in targets
                   if layer(target) > layer(name))
+
+
+def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The import graph between folders: data -> core when any data module imports a core module."""
+    folders: dict[str, set[str]] = {}
+    for name, targets in graph.items():
+        folders.setdefault(folder(name), set()).update(folder(target) for target in targets if folder(target) != folder(name))
+    return folders
 
 
 def main() -> int:
@@ -150,11 +184,19 @@ def main() -> int:
     print(f"\nlongest functions (of {len(facts['functions'])}):")
     for name, count in facts["functions"][: args.top]:
         print(f"  {count:4d}  {name}")
+    print("\nfolders, lowest layer first (what each imports):")
+    for names in LAYERS:
+        for name in names:
+            if name in facts["folders"]:
+                imported = sorted(facts["folders"][name], key=lambda target: layer(f"{PACKAGE}.{target}.x"))
+                count = sum(1 for module in facts["lines"] if folder(module) == name)
+                print(f"  {name:10s} {count:3d} module(s)  -> {', '.join(imported) or '-'}")
     print("\nimport circles: " + ("none" if not facts["circles"] else "; ".join(" <-> ".join(c) for c in facts["circles"])))
+    print("folder circles: " + ("none" if not facts["folder_circles"] else "; ".join(" <-> ".join(c) for c in facts["folder_circles"])))
     print("imports of a higher layer: " + ("none" if not facts["upward"] else "; ".join(facts["upward"])))
     broken = [f"{name}: {count} lines > {MAX_MODULE_LINES}" for name, count in facts["lines"].items() if count > MAX_MODULE_LINES]
     broken += [f"{name}: {count} lines > {MAX_FUNCTION_LINES}" for name, count in facts["functions"] if count > MAX_FUNCTION_LINES]
-    broken += ["import circle: " + " <-> ".join(c) for c in facts["circles"]]
+    broken += ["import circle: " + " <-> ".join(c) for c in facts["circles"] + facts["folder_circles"]]
     broken += ["import of a higher layer: " + edge for edge in facts["upward"]]
     if args.check and broken:
         print("\nlimits broken:\n  " + "\n  ".join(broken))

@@ -1,4 +1,4 @@
-"""Image-folder datasets (glyphfuse.data): writing, scanning, and skipping broken examples."""
+"""Image-folder datasets (glyphfuse.data.imagefolder): writing, scanning, and skipping broken examples."""
 
 import json
 import logging
@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.data import METADATA_FILE, ImageTextDataset, MetadataWriter, scan_image_folder, write_example
+from glyphfuse.data.imagefolder import METADATA_FILE, ImageTextDataset, MetadataWriter, scan_image_folder, write_example
 
 
 def _image(value: int = 200, size: int = 24) -> Image.Image:
@@ -83,7 +83,7 @@ def test_dataset_skips_truncated_png_at_load_time_with_message(tmp_path, caplog)
     assert len(dataset) == 4  # broken.png is only discovered when loaded
     assert any("blank.png: empty transcript" in p for p in dataset.problems)
     broken = [e.image_path.name for e in dataset.examples].index("broken.png")
-    with caplog.at_level(logging.WARNING, logger="glyphfuse.data"):
+    with caplog.at_level(logging.WARNING, logger="glyphfuse.data.imagefolder"):
         items = [dataset[i] for i in range(len(dataset))]  # a whole epoch: no crash
         again = dataset[broken]
     assert any("broken.png" in record.getMessage() and "corrupt" in record.getMessage() for record in caplog.records)

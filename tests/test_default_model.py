@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from glyphfuse import sampling
+from glyphfuse.sampling import generation as sampling
 from glyphfuse.cli import app
 from glyphfuse.core.checkpoint import load_checkpoint, read_model_card
 

@@ -26,7 +26,7 @@ def test_cli_device_cuda_without_cuda_is_a_clear_error(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from glyphfuse.cli import app
-    from glyphfuse.data import MetadataWriter, write_example
+    from glyphfuse.data.imagefolder import MetadataWriter, write_example
     from PIL import Image
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

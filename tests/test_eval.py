@@ -42,7 +42,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_packaged_prompt_sets_match_examples_and_are_held_out():
-    from glyphfuse.synth import COMMON_WORDS, load_words
+    from glyphfuse.data.synth import COMMON_WORDS, load_words
 
     training_words = {w.lower() for w in load_words()} | {w.lower() for w in COMMON_WORDS}
     original_test_prompt = "the\nwhat string\ncommit\nString evolved\nLEGGED"
@@ -75,7 +75,7 @@ def test_prompt_file_format(tmp_path):
 
 
 def test_eval_report_is_complete_and_reproducible(checkpoint, tmp_path, monkeypatch):
-    from glyphfuse import ocr
+    from glyphfuse.ocr import tesseract as ocr
 
     calls = []
     real_read = ocr.read_images
@@ -108,7 +108,7 @@ def test_eval_report_is_complete_and_reproducible(checkpoint, tmp_path, monkeypa
 
 @pytest.fixture(scope="module")
 def ground_truth(tmp_path_factory):
-    from glyphfuse.synth import synthesize
+    from glyphfuse.data.synth import synthesize
 
     path = tmp_path_factory.mktemp("gt") / "synth128"
     synthesize(path, 8, size=128, seed=1, progress=False)

@@ -23,8 +23,8 @@ from glyphfuse.core.config import load_model_config, sr_config_for
 from glyphfuse.core.model import GlyphModel, count_parameters
 from glyphfuse.core.shards import INDEX_NAME
 from glyphfuse.core.tokenizer import tokenize
-from glyphfuse.prompts import load_prompts
-from glyphfuse.train_config import TrainConfig
+from glyphfuse.data.prompts import load_prompts
+from glyphfuse.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "examples" / "recipes" / "gpu128"

@@ -22,15 +22,17 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from typer.testing import CliRunner
 
-from glyphfuse import cli, sampling
+from glyphfuse import cli
+from glyphfuse.sampling import generation as sampling
 from glyphfuse.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from glyphfuse.core.config import ModelConfig, get_preset
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import load_image
-from glyphfuse.data import METADATA_FILE, ImageTextDataset, scan_image_folder
-from glyphfuse.run_folder import LOCK, find_latest_checkpoint
-from glyphfuse.train import TrainConfig, train
+from glyphfuse.data.imagefolder import METADATA_FILE, ImageTextDataset, scan_image_folder
+from glyphfuse.training.run_folder import LOCK, find_latest_checkpoint
+from glyphfuse.training.loop import TrainConfig, train
 from helpers import micro_config, random_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,7 +171,7 @@ def test_warm_start_needs_overwrite_for_a_non_empty_folder(tmp_path, monkeypatch
 
 # -- (2) one trainer per run folder ---------------------------------------------------------------
 
-HOLDER = "import sys; from glyphfuse.run_folder import RunLock; lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read(); lock.release()"
+HOLDER = "import sys; from glyphfuse.training.run_folder import RunLock; lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read(); lock.release()"
 
 
 def _lock_holder(run: Path) -> subprocess.Popen:
@@ -246,7 +248,7 @@ def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(data_dir, m
 
 
 def test_ocr_rank_report_onto_an_unwritable_path_fails_before_ocr(tmp_path, monkeypatch, capsys):
-    from glyphfuse import ranking
+    from glyphfuse.ocr import ranking
 
     write_data(tmp_path / "images", 1, size=32)
     monkeypatch.setattr(ranking, "rank_folder", lambda *a, **k: pytest.fail("OCR ran before the --json path was checked"))
@@ -410,7 +412,7 @@ def test_overlong_transcripts_tiny_images_and_sr_sized_data_are_skipped_and_repo
 
 
 def test_train_sr_on_images_smaller_than_the_sr_size_is_a_clear_error(data_dir, checkpoint, tmp_path, monkeypatch, capsys):
-    from glyphfuse.warm_start import warm_start_checkpoint
+    from glyphfuse.training.warm_start import warm_start_checkpoint
 
     sr, _ = warm_start_checkpoint(checkpoint, tmp_path / "sr", sr_size=32)
     code, _, err = run_cli(monkeypatch, capsys, "train-sr", data_dir, "--init", sr, "--out", tmp_path / "run", "--steps", "1",
@@ -497,7 +499,7 @@ def test_decompression_bomb_sized_images_are_one_line_without_warnings(tmp_path,
 
 
 def test_training_refuses_images_over_its_pixel_limit(tmp_path, monkeypatch):
-    import glyphfuse.data as data_module
+    import glyphfuse.data.imagefolder as data_module
 
     monkeypatch.setattr(data_module, "TRAINING_MAX_PIXELS", 30 * 30, raising=False)
     data = write_data(tmp_path / "data", 2, size=32)
@@ -559,3 +561,36 @@ def test_hostile_trainer_json_and_latest_pointer_are_one_line(data_dir, micro_js
     (run / "checkpoints" / "latest").write_bytes(b"step_\xff\n")
     code, _, err = run_cli(monkeypatch, capsys, *train_args(data_dir, run, micro_json, "--steps", "3"))
     assert_one_line_error(code, err, "latest: points at")
+
+
+# -- sizes that reach an allocation, and the progress flags ----------------------------------------
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--size", 100000, "--size must be between 16 and 2048"),
+    ("--count", 10**9, "--count must be between 1 and 10000000"),
+    ("--workers", 100000, "--workers must be between 1 and 256"),
+])
+def test_synth_fonts_bounds_every_size_before_allocating(monkeypatch, capsys, tmp_path, option, value, needle):
+    code, _, err = run_cli(monkeypatch, capsys, "synth-fonts", tmp_path / "out", option, value)
+    assert_one_line_error(code, err, needle)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_sampling_settings_have_upper_bounds(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "sample", "hi", "-o", tmp_path / "x.png", "--candidates", 100000)
+    assert_one_line_error(code, err, "--candidates 100000 is more than the sane maximum")
+    code, _, err = run_cli(monkeypatch, capsys, "sample", "hi", "-o", tmp_path / "x.png", "--steps", 10**7)
+    assert_one_line_error(code, err, "--steps")
+
+
+@pytest.mark.parametrize("command", ["synth-fonts", "train-base", "train-sr", "sample", "eval", "ocr-rank"])
+def test_every_long_running_command_takes_no_progress(command):
+    result = CliRunner().invoke(cli.app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--no-progress" in result.output
+
+
+def test_synth_fonts_no_progress_prints_no_bar(monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, "synth-fonts", tmp_path / "out", "--count", 3, "--size", 32, "--no-progress")
+    assert code == 0 and "wrote 3 images" in out + err
+    assert "━" not in out + err

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from glyphfuse.metrics import cer, exact, levenshtein, normalize_text, summarize, trigram_similarity
-from glyphfuse.ranking import pick_best, prune_candidates, score_candidates
+from glyphfuse.ocr.metrics import cer, exact, levenshtein, normalize_text, summarize, trigram_similarity
+from glyphfuse.ocr.ranking import pick_best, prune_candidates, score_candidates
 
 
 def test_normalize_text_collapses_whitespace_and_newlines():

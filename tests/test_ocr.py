@@ -1,4 +1,4 @@
-"""OCR over tesseract (glyphfuse.ocr) and the ocr-rank folder ranking (glyphfuse.ranking + CLI)."""
+"""OCR over tesseract (glyphfuse.ocr.tesseract) and the ocr-rank folder ranking (glyphfuse.ocr.ranking + CLI)."""
 
 import csv
 import json
@@ -12,9 +12,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from typer.testing import CliRunner
 
-from glyphfuse import ocr
+from glyphfuse.ocr import tesseract as ocr
 from glyphfuse.cli import app
-from glyphfuse.ranking import rank_folder
+from glyphfuse.ocr.ranking import rank_folder
 
 REPO = Path(__file__).resolve().parents[1]
 FONT_CANDIDATES = [

@@ -15,13 +15,15 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from glyphfuse import ocr, pipeline, sampling
+from glyphfuse.ocr import tesseract as ocr
+from glyphfuse.sampling import pipeline
+from glyphfuse.sampling import generation as sampling
 from glyphfuse.cli import app
 from glyphfuse.core.checkpoint import save_checkpoint
 from glyphfuse.core.config import sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.metrics import trigram_similarity
-from glyphfuse.ranking import prune_candidates
+from glyphfuse.ocr.metrics import trigram_similarity
+from glyphfuse.ocr.ranking import prune_candidates
 from helpers import micro_config, random_model
 
 STEPS = 2
@@ -215,3 +217,23 @@ def test_cli_sample_with_sr(checkpoints, fake_ocr, tmp_path):
     assert result.exit_code == 0, result.output
     assert Image.open(out).size == Image.open(tmp_path / "sr_1.png").size == (32, 32)
     assert result.stdout.count("OCR read 'hi'") == 2
+
+
+def test_the_packaged_cascade_upsamples_by_default_and_no_sr_skips_it(tmp_path, monkeypatch, models):
+    packaged = tmp_path / "default_model"
+    save_checkpoint(packaged, models["base_model"], models["base_config"])
+    monkeypatch.setattr(sampling, "DEFAULT_MODEL_DIR", packaged)
+    assert sampling.packaged_sr_dir() is None  # a base model alone: no SR stage
+    assert pipeline.load_models()["sr_model"] is None
+    save_checkpoint(packaged / "sr", models["sr_model"], models["sr_config"])
+    assert sampling.packaged_sr_dir() == packaged / "sr"
+    assert pipeline.load_models()["sr_config"].image_size == 32  # the cascade is the default
+    assert pipeline.load_models(use_sr=False)["sr_model"] is None
+    with pytest.raises(GlyphfuseError, match="--no-sr and --sr-checkpoint"):
+        pipeline.load_models(sr_checkpoint=packaged / "sr", use_sr=False)
+    runner = CliRunner()
+    for extra, size in (([], 32), (["--no-sr"], 16)):
+        out = tmp_path / f"out{size}.png"
+        result = runner.invoke(app, ["sample", "hi", "-o", str(out), "--steps", str(STEPS), "--device", "cpu", "--no-progress", *extra])
+        assert result.exit_code == 0, result.output
+        assert Image.open(out).size == (size, size)

@@ -6,13 +6,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from glyphfuse import sampling
+from glyphfuse.sampling import generation as sampling
 from glyphfuse.cli import app
 from glyphfuse.core.checkpoint import save_checkpoint
 from glyphfuse.core.config import get_preset
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.tokenizer import tokenize
-from glyphfuse.sampling import generate, make_model_fn, parse_prompt
+from glyphfuse.sampling.generation import generate, make_model_fn, parse_prompt
 from helpers import micro_config, random_model
 
 STEPS = 4  # the sampler's math is tested in test_diffusion.py; here only the plumbing

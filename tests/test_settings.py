@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from glyphfuse.cli import app
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.settings import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSettings, resolve_settings
-from glyphfuse.train_config import TrainConfig
+from glyphfuse.sampling.settings import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSettings, resolve_settings
+from glyphfuse.training.config import TrainConfig
 
 
 def test_round_trip_through_json_and_a_file(tmp_path):

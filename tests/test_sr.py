@@ -21,12 +21,12 @@ from glyphfuse.core.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkp
 from glyphfuse.core.config import get_preset, sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.model import GlyphModel
-from glyphfuse.sampling import generate, save_images
-from glyphfuse.sr import check_sr_compatible, upsample_with_sr
-from glyphfuse.run_folder import find_latest_checkpoint
-from glyphfuse.sr_train import init_from_checkpoint, make_low_res, train_sr
-from glyphfuse.train import TrainConfig, train
-from glyphfuse.warm_start import warm_start_checkpoint
+from glyphfuse.sampling.generation import generate, save_images
+from glyphfuse.sampling.sr import check_sr_compatible, upsample_with_sr
+from glyphfuse.training.run_folder import find_latest_checkpoint
+from glyphfuse.training.sr import init_from_checkpoint, make_low_res, train_sr
+from glyphfuse.training.loop import TrainConfig, train
+from glyphfuse.training.warm_start import warm_start_checkpoint
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,4 +1,4 @@
-"""Synthetic font data (glyphfuse.fonts, glyphfuse.synth and its synth_* modules) and the synth-fonts CLI."""
+"""Synthetic font data (glyphfuse.data.fonts, glyphfuse.data.synth and its synth_* modules) and the synth-fonts CLI."""
 
 import json
 import os
@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from glyphfuse.cli import app
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.fonts import discover_fonts, font_supports, load_font, missing_characters
-from glyphfuse.synth import COMMON_WORDS, SynthSource, load_words, render_example, synthesize
+from glyphfuse.data.fonts import discover_fonts, font_supports, load_font, missing_characters
+from glyphfuse.data.synth import COMMON_WORDS, SynthSource, load_words, render_example, synthesize
 
 FONTS = [str(path) for path in discover_fonts()]
 
@@ -199,7 +199,7 @@ def test_tesseract_reads_synthetic_images(tmp_path):
 def test_glyph_cache_measures_exact_ink_even_for_oversized_glyphs(monkeypatch):
     from PIL import Image, ImageDraw
 
-    from glyphfuse import synth_layout
+    from glyphfuse.data import layout as synth_layout
 
     font = load_font(next(path for path in FONTS if Path(path).name == "DejaVuSerif.ttf"), 20)
     monkeypatch.setattr(synth_layout, "_GLYPHS", {})
@@ -241,7 +241,7 @@ def _styled(style, count: int = 40, size: int | None = None, seed: int = 0):
 
 
 def test_lines64_recipe_draws_left_aligned_lines_at_fixed_heights():
-    from glyphfuse.synth import get_data_recipe
+    from glyphfuse.data.synth import get_data_recipe
 
     style = get_data_recipe("lines64")
     examples = _styled(style, count=60)
@@ -264,7 +264,7 @@ def test_lines64_recipe_draws_left_aligned_lines_at_fixed_heights():
 
 
 def test_random_fraction_mixes_random_strings_with_words():
-    from glyphfuse.synth import SynthStyle
+    from glyphfuse.data.synth import SynthStyle
 
     words = set(load_words())
     none = _styled(SynthStyle(charset="lower", lines=(1, 1), tokens=(1, 1), font_px=(10, 10), size=64), count=30)
@@ -275,8 +275,8 @@ def test_random_fraction_mixes_random_strings_with_words():
 
 
 def test_held_out_eval_tokens_are_never_rendered(monkeypatch):
-    from glyphfuse import synth_text
-    from glyphfuse.prompts import load_prompts
+    from glyphfuse.data import transcripts as synth_text
+    from glyphfuse.data.prompts import load_prompts
 
     held_out = synth_text.held_out_tokens()
     for name in ("words", "lines2", "strings", "phrases", "multiline", "short", "cased", "signs", "alnum"):
@@ -293,7 +293,7 @@ def test_held_out_eval_tokens_are_never_rendered(monkeypatch):
 
 
 def test_ascii_charset_writes_signs_within_the_line_limit():
-    from glyphfuse.synth_text import CHARSETS, SIGN_PUNCTUATION, get_data_recipe
+    from glyphfuse.data.transcripts import CHARSETS, SIGN_PUNCTUATION, get_data_recipe
 
     style = get_data_recipe("lines128")
     examples = _styled(style, count=120)
@@ -308,7 +308,7 @@ def test_ascii_charset_writes_signs_within_the_line_limit():
 
 
 def test_line_chars_is_checked():
-    from glyphfuse.synth_text import SynthStyle
+    from glyphfuse.data.transcripts import SynthStyle
 
     with pytest.raises(GlyphfuseError, match="--line-chars"):
         SynthStyle(charset="ascii", line_chars=0)

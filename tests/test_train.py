@@ -20,17 +20,17 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from glyphfuse import run_folder
-from glyphfuse.batches import epoch_shard
+from glyphfuse.training import run_folder
+from glyphfuse.training.batches import epoch_shard
 from glyphfuse.cli import app
 from glyphfuse.core import checkpoint as checkpoint_module
 from glyphfuse.core.checkpoint import load_checkpoint, load_safetensors
 from glyphfuse.core.diffusion import GaussianDiffusion
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS, load_prompt_file
-from glyphfuse.run_folder import find_latest_checkpoint
-from glyphfuse.sr_train import prepare_super_resolution_batch
-from glyphfuse.train import TrainConfig, train
+from glyphfuse.data.prompts import DEFAULT_SAMPLE_PROMPTS, load_prompt_file
+from glyphfuse.training.run_folder import find_latest_checkpoint
+from glyphfuse.training.sr import prepare_super_resolution_batch
+from glyphfuse.training.loop import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 5  # 12 images / batch 4 = 3 steps per epoch: the runs cross an epoch boundary
@@ -208,7 +208,7 @@ def test_crash_before_pointer_update_resumes_from_previous(data_dir, reference_r
 
 WORKER = """
 import hashlib, sys, torch
-from glyphfuse.train import TrainConfig, train
+from glyphfuse.training.loop import TrainConfig, train
 data, run, out = sys.argv[1:4]
 config = TrainConfig(model="tiny", data=data, batch_size=2, lr=1e-3, warmup_steps=1, max_steps=3, num_workers=0,
                      checkpoint_every=0, sample_every=0, log_every=1, device="cpu", progress=False, text_dropout=0.25)
@@ -317,7 +317,7 @@ def test_cosine_schedule_decays_to_its_floor():
 
 
 def test_spike_guard_skips_outliers_only_after_its_warm_up():
-    from glyphfuse.train import SpikeGuard
+    from glyphfuse.training.spikes import SpikeGuard
 
     guard = SpikeGuard()
     assert all(guard.accepts(1.0, factor=4.0) for _ in range(60))
@@ -328,9 +328,9 @@ def test_spike_guard_skips_outliers_only_after_its_warm_up():
 
 
 def test_resume_with_cosine_schedule_and_spike_guard_is_exact(data_dir, tmp_path, monkeypatch):
-    import glyphfuse.train as train_module
+    from glyphfuse.training import spikes
 
-    monkeypatch.setattr(train_module, "SPIKE_WARMUP_STEPS", 1)
+    monkeypatch.setattr(spikes, "SPIKE_WARMUP_STEPS", 1)
     changes = dict(lr_schedule="cosine", min_lr_ratio=0.2, spike_skip=1.01)
     reference = tmp_path / "reference"
     train(tiny_config(data_dir, **changes), reference)

@@ -21,7 +21,7 @@ from glyphfuse.core.config import get_preset, sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.model import GlyphModel
 from glyphfuse.core.tokenizer import tokenize
-from glyphfuse.warm_start import (
+from glyphfuse.training.warm_start import (
     COPIED,
     NEW,
     SKIPPED,

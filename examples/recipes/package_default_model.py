@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from glyphfuse.core.checkpoint import export_checkpoint, read_checkpoint_info
-from glyphfuse.sampling import DEFAULT_MODEL_DIR
+from glyphfuse.sampling.generation import DEFAULT_MODEL_DIR
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from glyphfuse.cli import options
 from glyphfuse.cli.app import app, console
 
 
@@ -36,6 +37,7 @@ def synth_fonts(
     string_length: Optional[str] = typer.Option(None, "--string-length", help="Length of the random strings, MIN-MAX (default 2-8)."),
     line_chars: Optional[int] = typer.Option(None, "--line-chars", help="Most characters a line (default: whatever fits the canvas)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
+    no_progress: bool = options.NO_PROGRESS,
 ) -> None:
     """Render synthetic training images: text in real fonts on flat backgrounds.
 
@@ -53,7 +55,7 @@ def synth_fonts(
 
       glyphfuse synth-fonts data/own --text-file my_lines.txt --color
     """
-    from glyphfuse.synth import SynthStyle, get_data_recipe, parse_range, synthesize
+    from glyphfuse.data.synth import SynthStyle, get_data_recipe, parse_range, synthesize
 
     style = (get_data_recipe(recipe) if recipe else SynthStyle()).replace(
         align=align, placement=placement, background=background, charset=charset, random_fraction=random_fraction,
@@ -64,7 +66,7 @@ def synth_fonts(
         fonts=tuple(font) if font else None, line_chars=line_chars,
     )
     size = size or style.size
-    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=True, style=style)
+    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=not no_progress, style=style)
     if summary.skipped_texts:
         console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
     console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")

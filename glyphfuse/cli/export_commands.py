@@ -33,7 +33,7 @@ def export(
     """
     from glyphfuse.core.checkpoint import CONFIG_NAME, export_checkpoint, load_checkpoint_config, parameter_counts
     from glyphfuse.core.errors import GlyphfuseError
-    from glyphfuse.run_folder import CHECKPOINTS, find_latest_checkpoint
+    from glyphfuse.training.run_folder import CHECKPOINTS, find_latest_checkpoint
 
     if dtype not in DTYPES:
         raise GlyphfuseError(f"--dtype must be one of fp16, bf16, fp32, not {dtype!r}")

@@ -1,7 +1,7 @@
 """Command-line options that several commands share, declared once, and their checks.
 
 The sampling options of ``sample`` and ``eval`` are declared here once, with their defaults taken
-from :class:`glyphfuse.settings.SamplingSettings`; a command lists them as parameter defaults
+from :class:`glyphfuse.sampling.settings.SamplingSettings`; a command lists them as parameter defaults
 (``steps: int = options.STEPS``) and turns them into one settings object with
 :func:`sampling_settings`.
 """
@@ -15,7 +15,7 @@ import typer
 
 from glyphfuse.core.config import MAX_SEED
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.settings import SamplingSettings
+from glyphfuse.sampling.settings import SamplingSettings
 
 
 def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
@@ -58,3 +58,7 @@ SR_GUIDANCE = typer.Option(DEFAULTS.sr_guidance, "--sr-guidance", callback=finit
 BATCH_SIZE = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1, help="Images per forward pass.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps")
 OCR_PROCESSES = typer.Option(None, "--ocr-processes", min=1, help="Tesseract processes run in parallel (default: CPU count).")
+
+
+# Every long-running command takes it (the training commands through their TrainingOption).
+NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar (for logs and scripts; errors and results are still printed).")

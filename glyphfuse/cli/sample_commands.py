@@ -25,7 +25,7 @@ def sample(
     sampler: str = options.SAMPLER,
     guidance: float = options.GUIDANCE,
     seed: int = options.SEED,
-    num: int = typer.Option(1, "--num", "-n", min=1, help="Number of images to write for the prompt (each the best of --candidates)."),
+    num: int = typer.Option(1, "--num", "-n", min=1, max=10_000, help="Number of images to write for the prompt (each the best of --candidates)."),
     grid: bool = typer.Option(False, "--grid", help="Write the N images as one grid picture instead of N files."),
     eta: float = options.ETA,
     dynamic_threshold: Optional[float] = options.DYNAMIC_THRESHOLD,
@@ -35,11 +35,13 @@ def sample(
     keep_only_if_above: float = options.KEEP_ONLY_IF_ABOVE,
     delete_under: float = options.DELETE_UNDER,
     keep_all: Optional[Path] = typer.Option(None, "--keep-all", help="Also save every candidate (base and SR) into this folder, named by candidate, stage and score, plus candidates.json."),
-    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: upsample the surviving candidates with it (checked against the base model before sampling)."),
+    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: upsample the surviving candidates with it (checked against the base model before sampling). Default: the packaged SR model when the default model is a cascade."),
+    no_sr: bool = typer.Option(False, "--no-sr", help="Skip the super-resolution stage: write the base model's images."),
     sr_steps: Optional[int] = options.SR_STEPS,
     sr_guidance: float = options.SR_GUIDANCE,
     ocr: bool = typer.Option(False, "--ocr", help="Read the chosen image with OCR and print its text and score even with one candidate and no SR."),
     ocr_processes: Optional[int] = options.OCR_PROCESSES,
+    no_progress: bool = options.NO_PROGRESS,
 ) -> None:
     """Draw images that show PROMPT, optionally best-of-N by OCR and super-resolved.
 
@@ -57,25 +59,25 @@ def sample(
     """
     import torch
 
-    from glyphfuse import pipeline, sampling
+    from glyphfuse.sampling import generation, pipeline
 
     settings = options.sampling_settings(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
         candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
         sr_steps=sr_steps, sr_guidance=sr_guidance, batch_size=batch_size,
     )
-    sampling.check_output(out)  # a bad -o fails now, not after the sampling
-    models = pipeline.load_models(checkpoint, sr_checkpoint, device)
-    text = sampling.parse_prompt(prompt)
-    warning = sampling.domain_warning(text, checkpoint)
+    generation.check_output(out)  # a bad -o fails now, not after the sampling
+    models = pipeline.load_models(checkpoint, sr_checkpoint, device, use_sr=not no_sr)
+    text = generation.parse_prompt(prompt)
+    warning = generation.domain_warning(text, checkpoint)
     if warning:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     results = pipeline.sample_many(
-        [text] * num, settings, **models, ocr=True if ocr else None, ocr_processes=ocr_processes, show_progress=True,
+        [text] * num, settings, **models, ocr=True if ocr else None, ocr_processes=ocr_processes, show_progress=not no_progress,
         keep_all_dir=keep_all,
     )
-    paths = sampling.save_images(torch.stack([result.tensor for result in results]), out, grid=grid)
-    _print_written(results, paths, settings, (models["sr_config"] or models["base_config"]).image_size, grid, sr_checkpoint is not None)
+    paths = generation.save_images(torch.stack([result.tensor for result in results]), out, grid=grid)
+    _print_written(results, paths, settings, (models["sr_config"] or models["base_config"]).image_size, grid, models["sr_model"] is not None)
     if keep_all is not None:
         print(f"saved all {sum(len(r.candidates) for r in results)} candidates to {keep_all} (listing: {keep_all / pipeline.KEEP_ALL_LISTING})")
 
@@ -115,7 +117,7 @@ def info(
     """
     from glyphfuse.core import checkpoint as ckpt
     from glyphfuse.core.config import PRESETS, get_preset
-    from glyphfuse.sampling import DEFAULT_MODEL_DIR, default_checkpoint_dir
+    from glyphfuse.sampling.generation import DEFAULT_MODEL_DIR, default_checkpoint_dir
 
     def describe(configs: dict) -> dict:
         return {name: (dict(ckpt.config_rows(cfg)), ckpt.parameter_counts(cfg)) for name, cfg in configs.items()}

@@ -5,6 +5,7 @@ The library returns data (rows, reports); the tables that show them live here.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +17,7 @@ from rich.table import Table
 from glyphfuse.cli import options
 from glyphfuse.cli.app import app
 from glyphfuse.core.files import check_writable, write_text_atomic
-from glyphfuse.metrics import normalize_text
+from glyphfuse.ocr.metrics import normalize_text
 
 
 def display_text(text: str | None) -> str:
@@ -38,6 +39,7 @@ def ocr_rank(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the ranking as CSV here (an existing file is replaced)."),
     processes: Optional[int] = typer.Option(None, "--processes", min=1, help="Tesseract processes run in parallel (default: CPU count)."),
     case_insensitive: bool = typer.Option(False, "--case-insensitive", help="Compare case-folded text (similarity and CER)."),
+    no_progress: bool = options.NO_PROGRESS,
 ) -> None:
     """Read every image in FOLDER with OCR, score it against its prompt and rank best first.
 
@@ -47,15 +49,15 @@ def ocr_rank(
 
       glyphfuse ocr-rank data/synth128 --csv ranking.csv
     """
-    from glyphfuse import ranking
-    from glyphfuse.prompts import parse_prompt
+    from glyphfuse.ocr import ranking
+    from glyphfuse.data.prompts import parse_prompt
 
     if prompt is not None:
         prompt = parse_prompt(prompt)
     for report_path in (json_out, csv_out):
         if report_path is not None:
             check_writable(report_path)  # before the OCR work, not after
-    rows = ranking.top_rows(ranking.rank_folder(folder, prompt=prompt, processes=processes, case_insensitive=case_insensitive, show_progress=True), top)
+    rows = ranking.top_rows(ranking.rank_folder(folder, prompt=prompt, processes=processes, case_insensitive=case_insensitive, show_progress=not no_progress), top)
     Console().print(ranking_table(f"ocr-rank {folder}", rows))
     stats = ranking.summary(rows)
     if stats["n"]:
@@ -69,7 +71,7 @@ def ocr_rank(
 
 
 def ranking_table(title: str, rows: list[dict]) -> Table:
-    """The ocr-rank rows (glyphfuse.ranking.rank_folder) as a table, best first, errors in red."""
+    """The ocr-rank rows (glyphfuse.ocr.ranking.rank_folder) as a table, best first, errors in red."""
     table = Table(title=escape(title))
     for column, justify in (("#", "right"), ("file", "left"), ("OCR text", "left"), ("similarity", "right"), ("CER", "right")):
         table.add_column(column, justify=justify)
@@ -85,9 +87,10 @@ def ranking_table(title: str, rows: list[dict]) -> Table:
 @app.command("eval")
 def eval_command(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Base model checkpoint to evaluate. Default: the packaged model (skipped when only --ground-truth is given)."),
-    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: evaluate the two-stage pipeline."),
-    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), lines2, strings, short, phrases, multiline, original."),
-    num: int = typer.Option(4, "--num", "-n", min=1, help="Samples per prompt."),
+    sr_checkpoint: Optional[Path] = typer.Option(None, "--sr-checkpoint", help="Super-resolution checkpoint: evaluate the two-stage pipeline (default: the packaged SR model when the default model is a cascade)."),
+    no_sr: bool = typer.Option(False, "--no-sr", help="Evaluate the base model alone (skip the packaged SR stage)."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="Prompt file (one per line, \\n = line break, # comments) or a packaged set: words (default), lines2, strings, short, phrases, multiline, original, cased, signs, alnum, readme."),
+    num: int = typer.Option(4, "--num", "-n", min=1, max=10_000, help="Samples per prompt."),
     candidates: int = options.CANDIDATES,
     seed: int = options.SEED,
     steps: int = options.STEPS,
@@ -105,6 +108,7 @@ def eval_command(
     batch_size: int = options.BATCH_SIZE,
     ocr_processes: Optional[int] = options.OCR_PROCESSES,
     device: str = options.DEVICE,
+    no_progress: bool = options.NO_PROGRESS,
 ) -> None:
     """Score how legibly a model writes held-out prompts: mean CER, exact and exact_ci by OCR.
 
@@ -118,7 +122,9 @@ def eval_command(
 
       glyphfuse synth-fonts /tmp/gt64 --count 200 --size 64 --seed 1 && glyphfuse eval --ground-truth /tmp/gt64
     """
-    from glyphfuse import evaluate, ocr, ranking
+    from glyphfuse import evaluate
+    from glyphfuse.ocr import tesseract
+    from glyphfuse.ocr import ranking
 
     settings = options.sampling_settings(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
@@ -129,10 +135,10 @@ def eval_command(
         check_writable(json_out)  # before the sampling and OCR work, not after
     if images is not None:
         check_writable(images / "p000_s0.png")
-    with ocr.progress_shown():  # also for the OCR of --ground-truth
+    with tesseract.progress_shown() if not no_progress else contextlib.nullcontext():  # also for the OCR of --ground-truth
         report = evaluate.run_eval(
-            checkpoint, settings, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num,
-            device=device, ocr_processes=ocr_processes, show_progress=True, images_dir=images,
+            checkpoint, settings, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, use_sr=not no_sr,
+            device=device, ocr_processes=ocr_processes, show_progress=not no_progress, images_dir=images,
         )
     for table in report_tables(report):
         Console().print(table)

@@ -22,7 +22,7 @@ from rich.table import Table
 from glyphfuse.cli.app import app
 from glyphfuse.cli.options import finite, seed_range
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.prompts import load_prompt_file
+from glyphfuse.data.prompts import load_prompt_file
 
 BASE, SR = "train-base", "train-sr"
 
@@ -139,7 +139,7 @@ def train_base(
     Then sample from the EMA weights: glyphfuse sample "hello" -o hello.png --checkpoint runs/tiny/checkpoints/step_500
     """
     from glyphfuse.core.checkpoint import load_checkpoint_config, load_weights_into
-    from glyphfuse.train import config_for_run, train
+    from glyphfuse.training.loop import config_for_run, train
 
     init_model = None
     if init is not None:
@@ -176,7 +176,7 @@ def warm_start(
 
       glyphfuse warm-start runs/tiny --out ckpt/tiny-sr128 --sr-size 128
     """
-    from glyphfuse.warm_start import report_rows, warm_start_checkpoint
+    from glyphfuse.training.warm_start import report_rows, warm_start_checkpoint
 
     path, report = warm_start_checkpoint(base_checkpoint, out, sr_size=sr_size, seed=seed, low_res_noise_max=low_res_noise_max, name=name, overwrite=overwrite)
     Console().print(report_table(report_rows(report), report.summary(), title=escape(f"warm start {base_checkpoint} -> {path}")))
@@ -191,7 +191,7 @@ STATUS_COLOURS = {"copied": "green", "new": "yellow", "skipped": "red"}
 
 def report_table(rows: list[tuple[str, str, str, int, int, str]], summary: dict[str, int], title: str = "warm start") -> Table:
     """The warm-start report as a rich Table: one row per block and fate
-    (:func:`glyphfuse.warm_start.report_rows`), then the totals of ``WarmStartReport.summary()``."""
+    (:func:`glyphfuse.training.warm_start.report_rows`), then the totals of ``WarmStartReport.summary()``."""
     table = Table(title=title)
     for column, justify in (("status", "left"), ("base", "left"), ("SR", "left"), ("tensors", "right"), ("parameters", "right"), ("reason", "left")):
         table.add_column(column, justify=justify)
@@ -226,7 +226,7 @@ def train_sr(
 
       torchrun --nproc_per_node 4 -m glyphfuse train-sr data/synth256 --init ckpt/sr256-init --out runs/sr256
     """
-    from glyphfuse.sr_train import train_sr as train_super_resolution
+    from glyphfuse.training.sr import train_sr as train_super_resolution
 
     result = train_super_resolution(data, out, init=init, model=model, config_file=config, overrides=overrides, resume=resume)
     if result.exit_code:

@@ -37,7 +37,7 @@ from glyphfuse.core.shards import INDEX_NAME, load_safetensors, load_sharded, sh
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-TRAINING_STATE_NAME = "training_state.safetensors"  # what the trainer adds to its checkpoints (glyphfuse.run_folder)
+TRAINING_STATE_NAME = "training_state.safetensors"  # what the trainer adds to its checkpoints (glyphfuse.training.run_folder)
 CARD_NAME = "card.json"  # optional model card: recipe and measured scores (the packaged model has one)
 FORMAT_VERSION = 1
 STORAGE_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}

@@ -282,7 +282,7 @@ def sr_config_for(base: ModelConfig, sr_size: int, *, name: str | None = None, l
 
     The SR U-Net is the base U-Net plus ``log2(sr_size / base.image_size)`` new OUTERMOST levels
     (channel_mult prefixed by that many copies of channel_mult[0]), so every deeper level, the
-    middle and the position tables line up with the base model's (see glyphfuse/warm_start.py).
+    middle and the position tables line up with the base model's (see glyphfuse/training/warm_start.py).
     It sees the noisy image and the upsampled low-res image (in_channels = 2 * channels) and keeps
     the base's text encoder and diffusion settings. Feature-map sizes (attention and weave
     resolutions) are kept, so the new outer levels get neither.

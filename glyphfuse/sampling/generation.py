@@ -1,11 +1,11 @@
 """Sampling: turn prompts into images with a trained model.
 
-    from glyphfuse.sampling import load_model, generate, save_images
+    from glyphfuse.sampling.generation import load_model, generate, save_images
     model, config = load_model("runs/base64/checkpoint")
     images = generate(model, config, ["hello\\nworld"], steps=50, guidance=3.0, seed=0)  # (1, C, H, W)
     save_images(images, "hello.png")
 
-:func:`generate` takes a :class:`~glyphfuse.settings.SamplingSettings` (``settings=``) or its fields
+:func:`generate` takes a :class:`~glyphfuse.sampling.settings.SamplingSettings` (``settings=``) or its fields
 as keyword arguments, as above. Every prompt gets its own noise generator seeded ``seed + index``,
 so the same seed gives the same image and a prompt's image does not depend on the other prompts in
 its batch. With classifier-free guidance (scale != 1) the conditional and the null
@@ -30,11 +30,11 @@ from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import check_writable, write_bytes_atomic
 from glyphfuse.core.images import make_grid, tensor_to_pil
 from glyphfuse.core.tokenizer import TextBatch, encoded_length, tokenize
-from glyphfuse.progress import ProgressBar
-from glyphfuse.prompts import parse_prompt  # noqa: F401 (part of the sampling API)
-from glyphfuse.settings import SamplingSettings, resolve_settings
+from glyphfuse.core.progress import ProgressBar
+from glyphfuse.data.prompts import parse_prompt  # noqa: F401 (part of the sampling API)
+from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
-DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 NO_DEFAULT_MODEL = "no default model is installed yet; pass --checkpoint DIR (train one with glyphfuse train-base)"
 
 
@@ -44,6 +44,16 @@ def default_checkpoint_dir() -> Path:
     if (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file() and any(path.is_file() for path in weights):
         return DEFAULT_MODEL_DIR
     raise GlyphfuseError(NO_DEFAULT_MODEL)
+
+
+def packaged_sr_dir() -> Path | None:
+    """The super-resolution checkpoint packaged with the default model (glyphfuse/default_model/sr/),
+    or None: with it, the default model is a cascade and ``sample`` upsamples by default."""
+    folder = DEFAULT_MODEL_DIR / "sr"
+    weights = (folder / WEIGHTS_NAME, folder / INDEX_NAME)
+    if (folder / CONFIG_NAME).is_file() and any(path.is_file() for path in weights):
+        return folder
+    return None
 
 
 def load_model(checkpoint_dir: str | Path | None = None, device: str | torch.device = "auto"):
@@ -127,7 +137,7 @@ def generate(
 ) -> torch.Tensor:
     """Images (B, C, H, W) in [-1, 1] for ``prompts`` (newline = line break).
 
-    settings: the :class:`~glyphfuse.settings.SamplingSettings` (default: the defaults); keyword
+    settings: the :class:`~glyphfuse.sampling.settings.SamplingSettings` (default: the defaults); keyword
     arguments named like its fields override it (``steps=20, seed=3``). Used here: steps,
     sampler, guidance, eta, dynamic_threshold, seed and batch_size.
     Prompt i draws all its noise from a generator seeded ``seed + i``; prompts are run in chunks

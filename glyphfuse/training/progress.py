@@ -1,14 +1,14 @@
 """What a training run shows while it trains: the loss and speed of its recent steps.
 
-On rank 0 (``shown``) this is a :class:`glyphfuse.progress.ProgressBar` when ``config.progress``
+On rank 0 (``shown``) this is a :class:`glyphfuse.core.progress.ProgressBar` when ``config.progress``
 is on and stderr is a terminal, else one plain line every ``log_every`` steps (logs, CI, pipes).
 The same window of steps gives the rows of metrics.jsonl (:meth:`TrainProgress.end_window`).
 """
 
 from __future__ import annotations
 
-from glyphfuse.progress import ProgressBar, stderr_console
-from glyphfuse.train_config import TrainConfig
+from glyphfuse.core.progress import ProgressBar, stderr_console
+from glyphfuse.training.config import TrainConfig
 
 
 class TrainProgress:

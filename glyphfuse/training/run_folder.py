@@ -47,8 +47,8 @@ from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import json_bytes, output_error, read_json, write_bytes_atomic, write_text_atomic
 from glyphfuse.core.shards import load_safetensors
-from glyphfuse.data import encode_png
-from glyphfuse.train_config import TrainConfig
+from glyphfuse.data.imagefolder import encode_png
+from glyphfuse.training.config import TrainConfig
 
 try:
     import fcntl

@@ -3,7 +3,7 @@
 An SR model learns to draw a target image given its low-res version. Each training target is
 area-downsampled to the low-res size, optionally blurred lightly, and noise-augmented with a
 per-sample level (the formula is :func:`glyphfuse.core.diffusion.augment_low_res`; the model is
-told the level). :func:`train_sr` runs the shared trainer (:mod:`glyphfuse.train`) with two
+told the level). :func:`train_sr` runs the shared trainer (:mod:`glyphfuse.training.loop`) with two
 hooks: :func:`sr_model_inputs` (that conditioning, for every micro-batch) and
 :func:`sr_preview` (sample grids of low-res input | SR output | ground truth).
 """
@@ -20,18 +20,18 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from glyphfuse.batches import open_training_data
+from glyphfuse.training.batches import open_training_data
 from glyphfuse.core.checkpoint import load_checkpoint_config, load_weights_into
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.diffusion import augment_low_res
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import make_grid, tensor_to_pil
-from glyphfuse.data import ImageTextDataset
-from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS
-from glyphfuse.run_folder import find_latest_checkpoint
-from glyphfuse.sr import upsample_with_sr
-from glyphfuse.train import InitModel, ModelInputs, Preview, TrainResult, config_for_run, train
-from glyphfuse.train_config import TrainConfig
+from glyphfuse.data.imagefolder import ImageTextDataset
+from glyphfuse.data.prompts import DEFAULT_SAMPLE_PROMPTS
+from glyphfuse.training.run_folder import find_latest_checkpoint
+from glyphfuse.sampling.sr import upsample_with_sr
+from glyphfuse.training.loop import InitModel, ModelInputs, Preview, TrainResult, config_for_run, train
+from glyphfuse.training.config import TrainConfig
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ def sr_preview(config: TrainConfig, model_config: ModelConfig) -> Preview:
 
 
 def init_from_checkpoint(path: str | Path) -> InitModel:
-    """An ``init_model`` hook for :func:`glyphfuse.train.train` that loads the weights of the
+    """An ``init_model`` hook for :func:`glyphfuse.training.loop.train` that loads the weights of the
     checkpoint folder ``path`` (e.g. made by ``glyphfuse warm-start``) into the fresh model."""
     return functools.partial(load_weights_into, path=path)
 
@@ -140,7 +140,7 @@ def train_sr(data, out, *, init=None, model: str | None = None, config_file=None
     init: SR checkpoint folder to start from (``glyphfuse warm-start``); its config is the model.
     model: instead, an SR ModelConfig JSON file (or preset, e.g. sr256) trained from random init.
     A run folder that already has a checkpoint resumes it; ``init`` is then not loaded again.
-    ``train_kwargs`` go to :func:`glyphfuse.train.train` (e.g. ``on_step``).
+    ``train_kwargs`` go to :func:`glyphfuse.training.loop.train` (e.g. ``on_step``).
     """
     overrides = dict(overrides or {})
     init_model = None

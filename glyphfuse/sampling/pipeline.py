@@ -1,18 +1,18 @@
 """The sampling pipeline of docs/design.md §3: draw candidates, OCR-prune, super-resolve, pick the best.
 
-    from glyphfuse.pipeline import load_models, sample_pipeline
+    from glyphfuse.sampling.pipeline import load_models, sample_pipeline
     models = load_models("runs/base64/checkpoint", sr_checkpoint="runs/sr128/checkpoint")
     result = sample_pipeline("hello\\nworld", **models, candidates=4, steps=50, seed=0)
     result.image.save("hello.png"); print(result.ocr_text, result.similarity)
 
-How it samples is one :class:`~glyphfuse.settings.SamplingSettings` (``settings=``, or its fields as
+How it samples is one :class:`~glyphfuse.sampling.settings.SamplingSettings` (``settings=``, or its fields as
 keyword arguments, as above). One output ("job") = N = ``candidates`` base candidates for one prompt:
 
-1. all candidates of all jobs are drawn in ONE batched :func:`glyphfuse.sampling.generate` call;
+1. all candidates of all jobs are drawn in ONE batched :func:`glyphfuse.sampling.generation.generate` call;
    candidate ``i`` of job ``j`` uses seed ``seed + j * N + i`` (so with N = 1, output j uses
    ``seed + j``, exactly as plain sampling does);
-2. every candidate is read with OCR (one batched :func:`glyphfuse.ocr.read_images` call for all
-   jobs) and scored with the trigram similarity; :func:`glyphfuse.ranking.prune_candidates` drops
+2. every candidate is read with OCR (one batched :func:`glyphfuse.ocr.tesseract.read_images` call for all
+   jobs) and scored with the trigram similarity; :func:`glyphfuse.ocr.ranking.prune_candidates` drops
    the weak ones (never all);
 3. with an SR model, the survivors are upsampled (candidate ``g`` of the whole batch uses SR seed
    ``seed + g``, so its SR image does not depend on which other candidates survived) and the SR
@@ -33,15 +33,17 @@ from typing import Sequence
 
 import torch
 
-from glyphfuse import ocr, sampling, sr
+from glyphfuse.ocr import tesseract
+from glyphfuse.sampling import generation
+from glyphfuse.sampling import sr
 from glyphfuse.core.checkpoint import load_checkpoint_config
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import check_writable, write_bytes_atomic, write_text_atomic
 from glyphfuse.core.images import tensor_to_pil
-from glyphfuse.data import encode_png
-from glyphfuse.ranking import pick_best, prune_candidates, score_candidates
-from glyphfuse.settings import SamplingSettings, resolve_settings
+from glyphfuse.data.imagefolder import encode_png
+from glyphfuse.ocr.ranking import pick_best, prune_candidates, score_candidates
+from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
 BASE, SR = "base", "sr"
 KEEP_ALL_LISTING = "candidates.json"
@@ -91,18 +93,26 @@ def select_best(scores: Sequence[float | None]) -> int:
     return pick_best([-1.0 if score is None else score for score in scores])
 
 
-def load_models(checkpoint: str | Path | None = None, sr_checkpoint: str | Path | None = None, device: str = "auto") -> dict:
+def load_models(checkpoint: str | Path | None = None, sr_checkpoint: str | Path | None = None, device: str = "auto", *,
+                use_sr: bool = True) -> dict:
     """Load the base (and SR) checkpoint; the SR/base compatibility is checked from the configs
     before any weights are read. Returns keyword arguments for :func:`sample_pipeline`:
-    ``base_model``, ``base_config``, ``sr_model``, ``sr_config``."""
-    base_path = Path(checkpoint) if checkpoint is not None else sampling.default_checkpoint_dir()
+    ``base_model``, ``base_config``, ``sr_model``, ``sr_config``.
+
+    Without ``checkpoint`` the packaged default model is loaded, and with it its packaged SR model
+    when there is one (the cascade) unless ``use_sr`` is False or ``sr_checkpoint`` names another."""
+    if checkpoint is None and sr_checkpoint is None and use_sr:
+        sr_checkpoint = generation.packaged_sr_dir()
+    if not use_sr and sr_checkpoint is not None:
+        raise GlyphfuseError("--no-sr and --sr-checkpoint contradict each other; give one")
+    base_path = Path(checkpoint) if checkpoint is not None else generation.default_checkpoint_dir()
     sr_config = load_checkpoint_config(sr_checkpoint) if sr_checkpoint is not None else None
     sr.check_sr_compatible(load_checkpoint_config(base_path), sr_config, sr_where=str(sr_checkpoint),
                            base_where=str(checkpoint) if checkpoint is not None else "default model")
-    base_model, base_config = sampling.load_model(base_path, device)
+    base_model, base_config = generation.load_model(base_path, device)
     sr_model = None
     if sr_checkpoint is not None:
-        sr_model, sr_config = sampling.load_model(sr_checkpoint, device)
+        sr_model, sr_config = generation.load_model(sr_checkpoint, device)
     return {"base_model": base_model, "base_config": base_config, "sr_model": sr_model, "sr_config": sr_config}
 
 
@@ -120,7 +130,7 @@ def sample_many(
     sr_model: torch.nn.Module | None = None,
     sr_config: ModelConfig | None = None,
     device: str | torch.device | None = None,
-    ocr: bool | None = None,  # (hides the glyphfuse.ocr module inside this function only)
+    ocr: bool | None = None,
     ocr_processes: int | None = None,
     show_progress: bool = False,
     keep_all_dir: str | Path | None = None,
@@ -128,7 +138,7 @@ def sample_many(
 ) -> list[PipelineResult]:
     """Run the pipeline once per prompt (job j = prompts[j]); see the module docstring.
 
-    settings: the :class:`~glyphfuse.settings.SamplingSettings`; keyword arguments named like its
+    settings: the :class:`~glyphfuse.sampling.settings.SamplingSettings`; keyword arguments named like its
     fields override it (``candidates=4, steps=20``).
     ocr: None = read only when needed (candidates > 1 or an SR model); True = always read (the
     chosen image's OCR text and score are then known); False = never (candidates > 1 is then an error).
@@ -140,7 +150,7 @@ def sample_many(
 
     # 1. all base candidates of all jobs in one batched call: flat index g = j * N + i.
     flat_prompts = [prompt for prompt in prompts for _ in range(settings.candidates)]
-    base_images = sampling.generate(base_model, base_config, flat_prompts, settings, device=device, show_progress=show_progress)
+    base_images = generation.generate(base_model, base_config, flat_prompts, settings, device=device, show_progress=show_progress)
     base = [_candidate(g, image, BASE, settings) for g, image in enumerate(base_images)]  # image: (C, h, w)
 
     # 2. read and prune.
@@ -181,7 +191,7 @@ def _check_before_sampling(prompts: list[str], settings: SamplingSettings, base_
     if not read and settings.candidates > 1:
         raise GlyphfuseError("choosing among several candidates needs OCR; do not turn it off with --candidates > 1")
     if read:
-        ocr.check_tesseract()
+        tesseract.check_tesseract()
     if keep_all_dir is not None:
         check_writable(Path(keep_all_dir) / KEEP_ALL_LISTING)
     return read
@@ -195,7 +205,7 @@ def _candidate(flat_index: int, image: torch.Tensor, stage: str, settings: Sampl
 
 def _read_and_score(candidates: list[Candidate], prompts: list[str], processes: int | None, show_progress: bool) -> None:
     """OCR every candidate in one batched call; its text and trigram similarity to its prompt."""
-    texts = ocr.read_images([candidate.image for candidate in candidates], processes=processes, show_progress=show_progress)
+    texts = tesseract.read_images([candidate.image for candidate in candidates], processes=processes, show_progress=show_progress)
     for candidate, text in zip(candidates, texts):
         candidate.ocr_text = text
         candidate.score = score_candidates([text], prompts[candidate.job])[0]

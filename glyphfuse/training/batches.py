@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.data import ImageTextDataset
+from glyphfuse.data.imagefolder import ImageTextDataset
 
 
 def derived_seed(*parts: int) -> int:

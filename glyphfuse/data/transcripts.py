@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.prompts import PROMPT_SETS, load_prompts, read_prompt_lines
+from glyphfuse.data.prompts import PROMPT_SETS, load_prompts, read_prompt_lines
 
 MAX_LINES = 6  # most lines in one image
 MAX_LINE_CHARS = 256  # most characters a line may be limited to (--line-chars)

@@ -30,7 +30,7 @@ from glyphfuse.core.files import output_error, write_bytes_atomic
 from glyphfuse.core.images import load_image, pil_to_tensor
 from glyphfuse.core.tokenizer import encoded_length
 
-logger = logging.getLogger("glyphfuse.data")
+logger = logging.getLogger("glyphfuse.data.imagefolder")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 METADATA_FILE = "metadata.jsonl"

@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from glyphfuse.fonts import load_font
-from glyphfuse.synth_text import MAX_LINES
+from glyphfuse.data.fonts import load_font
+from glyphfuse.data.transcripts import MAX_LINES
 
 MIN_FONT_PX = 10  # smallest font size (px) at 128 px; tesseract reads ~9-10 px text upscaled 2x
 

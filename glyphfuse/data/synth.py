@@ -1,16 +1,16 @@
 """Synthetic training data (``glyphfuse synth-fonts``): text rendered with real fonts on flat
 backgrounds, written as an image folder.
 
-One image, drawn by :func:`glyphfuse.synth_render.render_example`:
+One image, drawn by :func:`glyphfuse.data.render.render_example`:
 
 1. a transcript of 1-6 lines: common English words with realistic capitalisation, digits and
    punctuation (from the word list shipped in ``glyphfuse/resources/words.txt``), or one line of a
-   ``--text-file`` (a literal ``\\n`` in it is a line break) (:mod:`glyphfuse.synth_text`);
+   ``--text-file`` (a literal ``\\n`` in it is a line break) (:mod:`glyphfuse.data.transcripts`);
 2. a random font among those that have every character of the text (cmap check,
-   :mod:`glyphfuse.fonts`);
+   :mod:`glyphfuse.data.fonts`);
 3. a random font size, shrunk and the lines word-wrapped until the ink box fits inside the
    canvas margin (the transcript records the wrapped line breaks); the rendered ink box is
-   checked, so a glyph is never clipped (:mod:`glyphfuse.synth_layout`);
+   checked, so a glyph is never clipped (:mod:`glyphfuse.data.layout`);
 4. a flat background of random lightness (random colour with ``color``) and a text colour whose
    luminance differs from it by at least ``MIN_CONTRAST``.
 
@@ -23,7 +23,7 @@ This module writes a dataset (:func:`synthesize`): image ``i`` is drawn from its
 generator seeded by ``(seed, i)``, so the files are byte-identical whatever the number of worker
 processes; PNGs are written with zlib level 1. It also re-exports the names callers of the
 synthetic-data API use (styles, recipes, held-out tokens, one-image rendering), so that
-``from glyphfuse.synth import synthesize, SynthStyle, get_data_recipe`` is the one import.
+``from glyphfuse.data.synth import synthesize, SynthStyle, get_data_recipe`` is the one import.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.data import METADATA_FILE, MetadataWriter, write_example
-from glyphfuse.fonts import discover_fonts, font_supports
-from glyphfuse.progress import ProgressBar
-from glyphfuse.synth_render import Rendered, SynthSource, render_example
-from glyphfuse.synth_text import (
+from glyphfuse.data.imagefolder import METADATA_FILE, MetadataWriter, write_example
+from glyphfuse.data.fonts import discover_fonts, font_supports
+from glyphfuse.core.progress import ProgressBar
+from glyphfuse.data.render import Rendered, SynthSource, render_example
+from glyphfuse.data.transcripts import (
     COMMON_WORDS, DATA_RECIPES, SynthStyle, get_data_recipe, held_out_tokens, load_text_file, load_words, parse_range,
 )
 
@@ -96,13 +96,16 @@ def prepare_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
 # ------------------------------------------------------------------------------------------------
 
 
+# Bounds checked before anything is allocated: a 100,000 px canvas is 10 gigapixels.
+MAX_SIZE = 2048  # px: the largest image_size a model config allows
+MAX_COUNT = 10_000_000
+MAX_WORKERS = 256
+
+
 def _check_arguments(count: int, size: int, workers: int, style: SynthStyle) -> None:
-    if count < 1:
-        raise GlyphfuseError(f"--count must be at least 1, not {count}")
-    if size < 16:
-        raise GlyphfuseError(f"--size must be at least 16 px, not {size}")
-    if workers < 1:
-        raise GlyphfuseError(f"--workers must be at least 1, not {workers}")
+    for option, value, low, high in (("--count", count, 1, MAX_COUNT), ("--size", size, 16, MAX_SIZE), ("--workers", workers, 1, MAX_WORKERS)):
+        if not low <= value <= high:
+            raise GlyphfuseError(f"{option} must be between {low} and {high}, not {value}")
     font_px = style.font_px
     if font_px is not None and not (4 <= font_px[0] <= font_px[1] <= size):
         raise GlyphfuseError(f"--font-size must be MIN-MAX px with 4 <= MIN <= MAX <= {size}, not {font_px[0]}-{font_px[1]}")

@@ -40,8 +40,8 @@ from glyphfuse.core.checkpoint import check_checkpoint_output, load_checkpoint, 
 from glyphfuse.core.config import ModelConfig, sr_config_for, validate_model_config
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.model import GlyphModel
-from glyphfuse.run_folder import CHECKPOINTS, find_latest_checkpoint
-from glyphfuse.sr import check_sr_compatible
+from glyphfuse.training.run_folder import CHECKPOINTS, find_latest_checkpoint
+from glyphfuse.sampling.sr import check_sr_compatible
 
 COPIED, NEW, SKIPPED = "copied", "new", "skipped"
 

@@ -1,6 +1,6 @@
 """Training configuration: one dataclass that round-trips through JSON (a run's ``run.json``).
 
-Kept apart from :mod:`glyphfuse.train` so the CLI and other tools can read and write training
+Kept apart from :mod:`glyphfuse.training.loop` so the CLI and other tools can read and write training
 configs without importing the training loop.
 
 Batch arithmetic: ``batch_size`` is the per-process micro-batch. One optimizer step sees
@@ -36,7 +36,6 @@ from glyphfuse.core.files import read_json
 # no machine holds.
 UPPER_LIMITS = {"batch_size": 65536, "grad_accum": 65536, "num_workers": 256, "sample_steps": 100_000}
 LR_SCHEDULES = ("constant", "cosine")
-SPIKE_WARMUP_STEPS = 50  # accepted steps that set the running gradient-norm average before the guard acts
 
 
 @dataclass

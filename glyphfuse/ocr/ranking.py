@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from glyphfuse import ocr
+from glyphfuse.ocr import tesseract
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import load_image
-from glyphfuse.data import scan_image_folder
-from glyphfuse.metrics import cer, exact, summarize, trigram_similarity
+from glyphfuse.data.imagefolder import scan_image_folder
+from glyphfuse.ocr.metrics import cer, exact, summarize, trigram_similarity
 
 RANK_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 CSV_COLUMNS = ("rank", "file", "prompt", "ocr", "similarity", "cer", "exact", "exact_ci", "error")
@@ -90,9 +90,9 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
     ``ocr``, ``similarity`` (trigram), ``cer``, ``exact``, ``exact_ci`` and ``error`` (None when
     fine). Images that cannot be decoded or have no transcript become rows with an ``error`` and
     sort last. With ``case_insensitive`` the similarity and CER compare case-folded text.
-    ``show_progress``: an OCR progress bar on stderr (see :func:`glyphfuse.ocr.read_images`).
+    ``show_progress``: an OCR progress bar on stderr (see :func:`glyphfuse.ocr.tesseract.read_images`).
     """
-    ocr.check_tesseract()  # fail fast, before decoding any image
+    tesseract.check_tesseract()  # fail fast, before decoding any image
     root = Path(root)
     if not root.is_dir():
         raise GlyphfuseError(f"{root}: no such folder")
@@ -116,7 +116,7 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
         except GlyphfuseError as exc:
             row["error"] = str(exc).removeprefix(f"{path}: ")
 
-    transcripts = ocr.read_images([image for _, image in readable], processes=processes, show_progress=show_progress)
+    transcripts = tesseract.read_images([image for _, image in readable], processes=processes, show_progress=show_progress)
     for (row, _), text in zip(readable, transcripts):
         target, read = row["prompt"], text
         if case_insensitive:
@@ -146,7 +146,7 @@ def top_rows(rows: list[dict], top: int | None) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> dict:
-    """Mean CER / exact / exact_ci over the scored rows (see :func:`glyphfuse.metrics.summarize`)."""
+    """Mean CER / exact / exact_ci over the scored rows (see :func:`glyphfuse.ocr.metrics.summarize`)."""
     return summarize(rows)
 
 

@@ -1,6 +1,6 @@
 """Super-resolution at sampling time: which SR model fits which base model, and upsampling.
 
-    from glyphfuse.sr import check_sr_compatible, upsample_with_sr
+    from glyphfuse.sampling.sr import check_sr_compatible, upsample_with_sr
     check_sr_compatible(base_config, sr_config)              # before any sampling
     low = generate(base, base_config, prompts, settings)     # (B, C, 64, 64)
     high = upsample_with_sr(sr, sr_config, prompts, low, settings)  # (B, C, 128, 128)
@@ -10,7 +10,7 @@
 concatenated to its noisy input (GlyphModel does that); here only the shapes are checked and,
 optionally, the same noise augmentation as in training is applied to the low-res images
 (``sr_low_res_noise``), with that level passed to the model as ``low_res_noise_level``.
-Training SR models is :mod:`glyphfuse.sr_train`.
+Training SR models is :mod:`glyphfuse.training.sr`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from glyphfuse import sampling
+from glyphfuse.sampling import generation
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.diffusion import augment_low_res
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.settings import SamplingSettings, resolve_settings
+from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
 # upsample_with_sr's keyword arguments name the SR chain's own values, as they always have:
 # steps=, guidance=, low_res_noise= are the settings' sr_steps, sr_guidance, sr_low_res_noise.
@@ -62,7 +62,7 @@ def check_sr_compatible(base_config: ModelConfig, sr_config: ModelConfig | None 
 
 
 class _WithLowResNoiseLevel(nn.Module):
-    """Passes a fixed low_res_noise_level to an SR model (sampling.generate does not)."""
+    """Passes a fixed low_res_noise_level to an SR model (generation.generate does not)."""
 
     def __init__(self, model: nn.Module, level: float):
         super().__init__()
@@ -98,10 +98,10 @@ def upsample_with_sr(
     """SR images (B, C, S, S) in [-1, 1] for ``low_res_images`` (B, C, s, s) in [-1, 1] and their
     prompts, S = sr_config.image_size, s = sr_config.low_res_size.
 
-    settings: the pipeline's :class:`~glyphfuse.settings.SamplingSettings`; the SR chain runs
+    settings: the pipeline's :class:`~glyphfuse.sampling.settings.SamplingSettings`; the SR chain runs
     ``sr_steps`` (default: ``steps``) steps at guidance ``sr_guidance`` with the shared sampler,
     eta, dynamic threshold, batch size and seed (image i's noise comes from seed + i, as in
-    sampling.generate), and augments the low-res input like training does at level
+    generation.generate), and augments the low-res input like training does at level
     ``sr_low_res_noise`` (0 = clean). Keyword overrides: ``steps``, ``guidance`` and
     ``low_res_noise`` are the SR chain's own (see :data:`SR_KEYWORDS`), any other is a field.
     """
@@ -120,4 +120,4 @@ def upsample_with_sr(
     if settings.sr_low_res_noise > 0:
         low_res = noise_low_res(low_res, settings.sr_low_res_noise, settings.seed)
         model = _WithLowResNoiseLevel(sr_model, settings.sr_low_res_noise)
-    return sampling.generate(model, sr_config, prompts, settings.sr_stage(), low_res=low_res, device=device, show_progress=show_progress)
+    return generation.generate(model, sr_config, prompts, settings.sr_stage(), low_res=low_res, device=device, show_progress=show_progress)

@@ -45,7 +45,7 @@ from PIL import Image, ImageOps
 
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import load_image
-from glyphfuse.progress import ProgressBar
+from glyphfuse.core.progress import ProgressBar
 
 ImageLike = Union[Image.Image, str, Path]
 

@@ -24,7 +24,7 @@ LAYOUT_CHARACTERS = frozenset(" \n\r\t")
 
 def default_fonts_dir() -> Path:
     """The ``fonts/`` folder next to the ``glyphfuse`` package (the repository checkout)."""
-    return Path(__file__).resolve().parent.parent / "fonts"
+    return Path(__file__).resolve().parents[2] / "fonts"
 
 
 def discover_fonts(fonts_dir: str | Path | None = None) -> list[Path]:

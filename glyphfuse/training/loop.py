@@ -1,10 +1,10 @@
 """The training loop: one loop for every model; what is special about a model comes in as hooks.
 
 ``train(config, run_dir)`` trains a :class:`~glyphfuse.core.model.GlyphModel` on an image folder
-and leaves a run folder (:mod:`glyphfuse.run_folder`: run.json, metrics, samples, checkpoints).
+and leaves a run folder (:mod:`glyphfuse.training.run_folder`: run.json, metrics, samples, checkpoints).
 
 * **Exact resume.** The data order depends only on (seed, epoch) and is taken by position
-  (:mod:`glyphfuse.batches`); all per-step randomness (text dropout, extra model inputs,
+  (:mod:`glyphfuse.training.batches`); all per-step randomness (text dropout, extra model inputs,
   timesteps, noise, dropout layers) comes from generators seeded by (seed, step, rank,
   micro-batch); learning rate and EMA decay are functions of the step.
 * **SIGINT / SIGTERM** finish the step, write a checkpoint and return (``TrainResult.interrupted``;
@@ -17,7 +17,7 @@ Hooks (the loop passes extra model inputs through without knowing what they are)
 ``model_inputs(images, generator) -> {name: tensor}`` builds keyword inputs for the model from
 each micro-batch's images (B, C, H, W), drawing only from the CPU ``generator`` (exact resume);
 ``preview(ema_model) -> PIL image`` draws the sample grids (default :func:`prompt_grid_preview`).
-Super-resolution models get both from :func:`glyphfuse.sr_train.train_sr`.
+Super-resolution models get both from :func:`glyphfuse.training.sr.train_sr`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from typing import Any, Callable, Iterator
 import torch
 from PIL import Image
 
-from glyphfuse import run_folder
-from glyphfuse.batches import batch_stream, derived_seed, open_training_data
+from glyphfuse.training import run_folder
+from glyphfuse.training.batches import batch_stream, derived_seed, open_training_data
 from glyphfuse.core import distributed
 from glyphfuse.core.checkpoint import load_checkpoint, load_checkpoint_config, parameter_counts
 from glyphfuse.core.config import ModelConfig
@@ -47,12 +47,13 @@ from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import make_grid, tensor_to_pil
 from glyphfuse.core.model import GlyphModel
 from glyphfuse.core.tokenizer import tokenize
-from glyphfuse.data import ImageTextDataset, problem_summary
-from glyphfuse.prompts import DEFAULT_SAMPLE_PROMPTS
-from glyphfuse.run_folder import RunLock, find_latest_checkpoint
-from glyphfuse.sampling import check_prompt_lengths, generate
-from glyphfuse.train_progress import TrainProgress
-from glyphfuse.train_config import SPIKE_WARMUP_STEPS, TrainConfig, build_train_config
+from glyphfuse.data.imagefolder import ImageTextDataset, problem_summary
+from glyphfuse.data.prompts import DEFAULT_SAMPLE_PROMPTS
+from glyphfuse.training.run_folder import RunLock, find_latest_checkpoint
+from glyphfuse.sampling.generation import check_prompt_lengths, generate
+from glyphfuse.training.progress import TrainProgress
+from glyphfuse.training.spikes import SpikeGuard
+from glyphfuse.training.config import TrainConfig, build_train_config
 
 __all__ = ["TrainConfig", "TrainResult", "TrainLoop", "build_train_config", "config_for_run", "prompt_grid_preview", "train"]
 
@@ -166,7 +167,7 @@ def check_trainable(model_config: ModelConfig, model_inputs: ModelInputs | None)
     if parameters > MAX_PARAMETERS:
         raise GlyphfuseError(f"model {model_config.name!r} has {parameters / 1e9:.1f}B parameters, more than glyphfuse trains ({MAX_PARAMETERS / 1e9:.0f}B); check its config")
     if model_config.is_super_resolution and model_inputs is None:
-        raise GlyphfuseError(f"model {model_config.name!r} is a super-resolution model and needs its low-res inputs: train it with glyphfuse.sr_train.train_sr (glyphfuse train-sr)")
+        raise GlyphfuseError(f"model {model_config.name!r} is a super-resolution model and needs its low-res inputs: train it with glyphfuse.training.sr.train_sr (glyphfuse train-sr)")
 
 
 class TrainLoop:
@@ -363,40 +364,7 @@ class TrainLoop:
         return self.result
 
 
-# -- spike guard, EMA and stop signals --------------------------------------------------------------
-
-
-@dataclass
-class SpikeGuard:
-    """The running average of accepted steps' gradient norms, and the steps skipped as spikes
-    (TrainConfig.spike_skip). Saved in each checkpoint's trainer.json, so a resumed run decides
-    exactly as an uninterrupted one. Every rank sees the same all-reduced gradients, so every rank
-    decides the same."""
-
-    average: float = 0.0  # exponential moving average (0.99) of accepted gradient norms
-    accepted: int = 0
-    skipped: int = 0
-    last: float = 0.0  # the newest step's norm (metrics.jsonl)
-
-    def accepts(self, grad_norm: float, factor: float) -> bool:
-        """Whether a step of gradient norm ``grad_norm`` is applied; updates the statistics."""
-        self.last = grad_norm
-        if factor > 0 and self.accepted >= SPIKE_WARMUP_STEPS and grad_norm > factor * self.average:
-            self.skipped += 1
-            return False
-        self.average = grad_norm if self.accepted == 0 else 0.99 * self.average + 0.01 * grad_norm
-        self.accepted += 1
-        return True
-
-    def to_dict(self) -> dict[str, float]:
-        return {"grad_norm_average": self.average, "accepted_steps": self.accepted, "skipped_steps": self.skipped}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> "SpikeGuard":
-        """From a checkpoint's loop state ({} for a checkpoint written before the guard existed)."""
-        return cls(average=float(state.get("grad_norm_average", 0.0)), accepted=int(state.get("accepted_steps", 0)),
-                   skipped=int(state.get("skipped_steps", 0)))
-
+# -- EMA and stop signals ------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -408,7 +376,7 @@ def update_ema(ema_params: list[torch.Tensor], model_params: list[torch.Tensor],
 class StopSignals:
     """While active, SIGINT/SIGTERM set ``self.received`` instead of killing the process; the loop
     finishes its step and checkpoints. A second SIGINT raises KeyboardInterrupt (hard stop).
-    DataLoader workers ignore both (glyphfuse.batches), so the message is printed once."""
+    DataLoader workers ignore both (glyphfuse.training.batches), so the message is printed once."""
 
     def __init__(self) -> None:
         self.received: str | None = None

@@ -1,13 +1,13 @@
 """Sampling settings: one dataclass for how images are drawn, from the command line to the sampler.
 
-    from glyphfuse.settings import SamplingSettings
+    from glyphfuse.sampling.settings import SamplingSettings
     settings = SamplingSettings(steps=20, candidates=4)        # every other field at its default
     settings.validate()                                         # one-line GlyphfuseError if out of range
     SamplingSettings.from_json(settings.to_json()) == settings  # True; loading validates
 
 ``glyphfuse sample`` and ``glyphfuse eval`` build one from their options; it goes unchanged through
-:func:`glyphfuse.evaluate.run_eval`, :func:`glyphfuse.pipeline.sample_many`,
-:func:`glyphfuse.sampling.generate` and :func:`glyphfuse.sr.upsample_with_sr`, and the eval report
+:func:`glyphfuse.evaluate.run_eval`, :func:`glyphfuse.sampling.pipeline.sample_many`,
+:func:`glyphfuse.sampling.generation.generate` and :func:`glyphfuse.sampling.sr.upsample_with_sr`, and the eval report
 records its :meth:`~SamplingSettings.to_dict`. Those functions also take the fields as keyword
 arguments (``generate(model, config, prompts, steps=20, seed=3)``): :func:`resolve_settings`
 puts them into a ``settings`` (or the defaults).
@@ -33,6 +33,10 @@ DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 8
 
 
+# Bounds that keep a mistyped value from asking for a batch no machine holds or a chain that never
+# ends (a candidate is a full image of work; every step is one network call).
+UPPER_LIMITS = {"steps": 10_000, "sr_steps": 10_000, "candidates": 1024, "batch_size": 4096}
+
 @dataclass
 class SamplingSettings(JsonConfig):
     KIND = "sampling settings"  # in messages (JsonConfig)
@@ -44,11 +48,11 @@ class SamplingSettings(JsonConfig):
     eta: float = 0.0  # DDIM noise: 0 = deterministic, 1 = DDPM-like
     dynamic_threshold: float | None = None  # Imagen percentile of |x0| (e.g. 0.995) instead of clipping
     seed: int = 0  # image i of a call draws its noise from seed + i
-    # OCR rejection sampling (glyphfuse.pipeline, glyphfuse.ranking.prune_candidates)
+    # OCR rejection sampling (glyphfuse.sampling.pipeline, glyphfuse.ocr.ranking.prune_candidates)
     candidates: int = 1  # candidates drawn per output image
     keep_only_if_above: float = 0.8  # if the best similarity reaches this, keep only those at or above it
     delete_under: float = 0.3  # otherwise drop those under this (never all)
-    # the super-resolution stage (glyphfuse.sr)
+    # the super-resolution stage (glyphfuse.sampling.sr)
     sr_steps: int | None = None  # None = steps
     sr_guidance: float = 1.0
     sr_low_res_noise: float = 0.0  # noise augmentation of the low-res input, in [0, 1)
@@ -73,6 +77,8 @@ class SamplingSettings(JsonConfig):
             value = getattr(self, field)
             if value is not None and value < 1:
                 raise GlyphfuseError(f"{prefix}{name(field)} must be >= 1, got {value}")
+            if value is not None and value > UPPER_LIMITS[field]:
+                raise GlyphfuseError(f"{prefix}{name(field)} {value} is more than the sane maximum {UPPER_LIMITS[field]}")
         if not 0 <= self.seed <= MAX_SEED:
             raise GlyphfuseError(f"{prefix}{name('seed')} must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.eta < 0:

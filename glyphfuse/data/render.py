@@ -3,9 +3,9 @@
 Image ``index`` of a dataset is drawn from its own random generator seeded by ``(seed, index)``
 (:func:`image_rng`), so it is the same image whichever process draws it. :func:`render_example`:
 
-1. draws a transcript (:mod:`glyphfuse.synth_text`) and a font that has every one of its
-   characters (cmap check, :mod:`glyphfuse.fonts`), and lays it out at a size that fits
-   (:mod:`glyphfuse.synth_layout`); a text with a held-out token is drawn again;
+1. draws a transcript (:mod:`glyphfuse.data.transcripts`) and a font that has every one of its
+   characters (cmap check, :mod:`glyphfuse.data.fonts`), and lays it out at a size that fits
+   (:mod:`glyphfuse.data.layout`); a text with a held-out token is drawn again;
 2. places the block (``fixed`` rows, ``center`` or ``random``) and composes the ink from cached
    glyph bitmaps; a glyph cut by the canvas or ink outside the margin makes it draw again;
 3. paints a flat background and a text colour whose luminance differs from it by at least
@@ -22,12 +22,12 @@ import numpy as np
 from PIL import Image
 
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.fonts import LAYOUT_CHARACTERS, font_charset, load_font
-from glyphfuse.synth_layout import (
+from glyphfuse.data.fonts import LAYOUT_CHARACTERS, font_charset, load_font
+from glyphfuse.data.layout import (
     DoesNotFit, Layout, Placement, advance_width, canvas_margin, fit_lines, font_size_ladder, layout_block,
     max_lines_for, measure_line,
 )
-from glyphfuse.synth_text import CHARSETS, SynthStyle, is_held_out, load_words, random_line, random_transcript, styled_line
+from glyphfuse.data.transcripts import CHARSETS, SynthStyle, is_held_out, load_words, random_line, random_transcript, styled_line
 
 MIN_CONTRAST = 100  # least |luminance(text) - luminance(background)|, 0..255
 ATTEMPTS = 20  # texts tried for one image before giving up

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# lines128: the cascade on the project's 2-core CPU: a 128 px base model that writes 1-5 lines of
+# up to 16 printable characters (capitals, digits, sign punctuation), and its 128 -> 256 px
+# super-resolution model warm-started from it.
+#
+# Usage, from the repository root:  bash examples/recipes/lines128.sh STAGE [WORK_DIR]
+#   stages, in order:  base-data  base  export-base  sr-data  sr  export-sr  eval
+# Every stage resumes: run it again and it continues from what is on disk (training from
+# RUN/checkpoints/latest; Ctrl-C writes a checkpoint). Each training stage fits one background run
+# of at most ~2.5 h:  nohup bash examples/recipes/lines128.sh base > base.log 2>&1 &
+# When the run folder is gone (a new machine), BASE_INIT=ckpt continues the base from an export
+# (BASE_INIT=exports/lines128-base-step_N) with --init: a new run from its weights.
+set -euo pipefail
+stage=${1:?usage: lines128.sh STAGE [WORK_DIR]}
+work=${2:-work/lines128}
+glyphfuse=${GLYPHFUSE:-glyphfuse}
+base_steps=${BASE_STEPS:-6000}
+sr_steps=${SR_STEPS:-3000}
+export_dir=${EXPORT_DIR:-exports}  # committed: what a later session continues from
+latest() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest")"; }
+
+case "$stage" in
+base-data)
+    # 150,000 images (~1.5 min with 2 workers): left-aligned lines at fixed heights, DejaVu Sans Mono
+    # Bold 11 px, words in three casings, numbers, prices, times, punctuation, a third of the
+    # tokens random strings; no held-out token (glyphfuse/resources/prompts/) is ever drawn
+    [ -f "$work/data/metadata.jsonl" ] || "$glyphfuse" synth-fonts "$work/data" --recipe lines128 --count 150000 --seed 0 --workers 2 --overwrite --no-progress
+    ;;
+base)
+    # ~28-35 images/s on the 2-core CPU: 6,000 steps x 32 = 192k images, about 1 h 45 min quiet.
+    # Cosine LR from 2e-3 (300 warm-up steps) to 1e-4, and steps with a gradient norm over 4x the
+    # running average skipped (a constant 2e-3 diverged at step ~5000 in an earlier run).
+    init=()
+    if [ -n "${BASE_INIT:-}" ] && [ ! -f "$work/base/checkpoints/latest" ]; then init=(--init "$BASE_INIT" --lr 1e-3 --warmup 100); fi
+    "$glyphfuse" train-base "$work/data" --out "$work/base" --model lines128 "${init[@]}" --steps "$base_steps" --batch-size 32 \
+        --lr 2e-3 --warmup 300 --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
+        --checkpoint-every 500 --keep-last 0 --sample-every 1000 --sample-prompts examples/recipes/lines128-prompts.txt \
+        --workers 1 --seed 0 --device cpu --no-progress
+    ;;
+export-base)
+    # the EMA weights in fp16 (4.6 MB) into exports/ (committed): what a later session continues
+    # from with BASE_INIT when the run folder is gone
+    "$glyphfuse" export "$work/base" --out "$export_dir/lines128-base-$(cat "$work/base/checkpoints/latest")" --dtype fp16
+    ;;
+sr-data)
+    # the same layout at twice the size (22 px font): training pairs are these images and their
+    # area-downsampled 128 px versions
+    [ -f "$work/data256/metadata.jsonl" ] || "$glyphfuse" synth-fonts "$work/data256" --recipe lines128 --size 256 --font-size 22 --count 60000 --seed 1 --workers 2 --overwrite --no-progress
+    ;;
+sr)
+    base=${SR_BASE:-$(latest "$work/base")}  # or SR_BASE=exports/lines128-base-step_N on a new machine
+    [ -f "$work/sr-init/config.json" ] || "$glyphfuse" warm-start "$base" --out "$work/sr-init" --sr-size 256 --name lines256
+    "$glyphfuse" train-sr "$work/data256" --init "$work/sr-init" --out "$work/sr" --blur --steps "$sr_steps" --batch-size 16 \
+        --lr 1e-3 --warmup 100 --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
+        --checkpoint-every 250 --keep-last 0 --sample-every 500 --workers 1 --seed 0 --device cpu --no-progress
+    ;;
+export-sr)
+    "$glyphfuse" export "$work/sr" --out "$export_dir/lines256-sr-$(cat "$work/sr/checkpoints/latest")" --dtype fp16
+    ;;
+eval)
+    # single samples, the default sampler, no rejection; then the OCR ceiling on real renderings
+    base=${EVAL_BASE:-$(latest "$work/base")}
+    sr=()
+    if [ -n "${EVAL_SR:-}" ]; then sr=(--sr-checkpoint "$EVAL_SR"); fi
+    for set in cased signs alnum readme original; do
+        "$glyphfuse" eval --checkpoint "$base" "${sr[@]}" --prompts "$set" -n 1 --seed 0 --no-progress --json "$work/eval_$set${sr:+_sr}.json"
+        grep -v '^#' "glyphfuse/resources/prompts/$set.txt" > "$work/prompts_$set.txt"
+        [ -f "$work/truth_$set/metadata.jsonl" ] || "$glyphfuse" synth-fonts "$work/truth_$set" --recipe lines128 --text-file "$work/prompts_$set.txt" --count 200 --seed 1 --overwrite --no-progress
+        "$glyphfuse" eval --ground-truth "$work/truth_$set" --no-progress --json "$work/ceiling_$set.json"
+    done
+    ;;
+*)
+    echo "unknown stage $stage (base-data, base, export-base, sr-data, sr, export-sr, eval)" >&2; exit 2 ;;
+esac
