@@ -194,8 +194,11 @@ def test_cli_info(checkpoint_dir, model_and_config):
     assert result.exit_code == 0, result.output
     assert "unet.base_channels" in result.stdout and f"{total:,}" in result.stdout
 
-    result = runner.invoke(app, ["info"], env={"COLUMNS": "200"})  # six preset columns: wide enough not to wrap names
+    result = runner.invoke(app, ["info"], env={"COLUMNS": "100"})  # one row a preset: fits 100 columns
     assert result.exit_code == 0, result.output
-    for name in ("tiny", "lines64", "base64", "base128", "sr256"):
-        assert name in result.stdout
-    assert "params total" in result.stdout and "params unet" in result.stdout
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│ ")}
+    for name in ("tiny", "lines64", "lines128", "lines256", "base64", "base128", "sr256"):
+        assert name in rows, result.stdout
+    assert "2.29M" in rows["lines128"] and "4x4" in rows["lines128"] and "128 px" in rows["lines256"]
+    result = runner.invoke(app, ["info", "--preset", "lines128"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "params total" in result.stdout and "params unet" in result.stdout

@@ -30,10 +30,15 @@ base)
     # ~28-35 images/s on the 2-core CPU: 6,000 steps x 32 = 192k images, about 1 h 45 min quiet.
     # Cosine LR from 2e-3 (300 warm-up steps) to 1e-4, and steps with a gradient norm over 4x the
     # running average skipped (a constant 2e-3 diverged at step ~5000 in an earlier run).
-    init=()
-    if [ -n "${BASE_INIT:-}" ] && [ ! -f "$work/base/checkpoints/latest" ]; then init=(--init "$BASE_INIT" --lr 1e-3 --warmup 100); fi
-    "$glyphfuse" train-base "$work/data" --out "$work/base" --model lines128 "${init[@]}" --steps "$base_steps" --batch-size 32 \
-        --lr 2e-3 --warmup 300 --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
+    # BASE_INIT=exports/lines128-base-step_N: a new run from those weights, at a lower peak LR
+    # (give BASE_INIT again when resuming such a run: it sets the same LR; --init is used once)
+    model=(--model lines128) lr=2e-3 warmup=300
+    if [ -n "${BASE_INIT:-}" ]; then
+        lr=1e-3 warmup=100 model=()
+        [ -f "$work/base/checkpoints/latest" ] || model=(--init "$BASE_INIT")
+    fi
+    "$glyphfuse" train-base "$work/data" --out "$work/base" "${model[@]}" --steps "$base_steps" --batch-size 32 \
+        --lr "$lr" --warmup "$warmup" --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
         --checkpoint-every 500 --keep-last 0 --sample-every 1000 --sample-prompts examples/recipes/lines128-prompts.txt \
         --workers 1 --seed 0 --device cpu --no-progress
     ;;

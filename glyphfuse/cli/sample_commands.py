@@ -103,7 +103,7 @@ def _print_written(results: list, paths: list[Path], settings, size: int, grid: 
 @app.command("info")
 def info(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Describe this checkpoint folder."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset (tiny, words32, base64, base128, sr256)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset in full (tiny, words32, lines64, lines128, lines256, base64, base128, sr256)."),
 ) -> None:
     """Describe the packaged default model (its recipe and measured scores) and the presets, or one checkpoint or preset: configuration and parameter counts.
 
@@ -137,8 +137,27 @@ def info(
         card = ckpt.read_model_card(checkpoint)
         if card is not None:
             _print_model_card(out, card)
-    if show_presets:
-        _print_model_table(out, describe({name: get_preset(name) for name in ([preset] if preset is not None else PRESETS)}), {})
+    if preset is not None:
+        _print_model_table(out, describe({preset: get_preset(preset)}), {})
+    elif show_presets:
+        _print_preset_summary(out, {name: get_preset(name) for name in PRESETS})
+
+
+def _print_preset_summary(out: Console, configs: dict) -> None:
+    """Every preset on one row (``info --preset NAME`` shows one in full)."""
+    from glyphfuse.core.checkpoint import parameter_counts
+
+    table = Table(title="presets (glyphfuse info --preset NAME for one in full)")
+    for column in ("preset", "image", "SR from", "patch", "U-Net channels", "text (width x depth, tokens, lines)", "parameters"):
+        table.add_column(column, justify="left" if column in ("preset", "text (width x depth, tokens, lines)") else "right")
+    for name, config in configs.items():
+        unet, text = config.unet, config.text
+        table.add_row(
+            name, f"{config.image_size} px", f"{config.low_res_size} px" if config.low_res_size else "-", f"{unet.patch_size}x{unet.patch_size}",
+            "-".join(str(unet.base_channels * mult) for mult in unet.channel_mult),
+            f"{text.width} x {text.depth}, {text.max_length}, {text.max_lines}", f"{parameter_counts(config)['total'] / 1e6:.2f}M",
+        )
+    out.print(table)
 
 
 def _print_model_table(out: Console, models: dict, about: dict) -> None:

@@ -1,0 +1,155 @@
+"""The checks of a ``POST /api/sample`` body, before anything is queued.
+
+    limits = Limits()
+    request = parse_sample_request(body_bytes, base_config, limits)   # or BadRequest (4xx + why)
+    request.text, request.settings                                     # what the worker draws
+
+The body is one JSON object with the fields of :data:`FIELDS` only (``prompt`` required; a field
+left out or ``null`` takes its default; no seed = a random one). Refused with a :class:`BadRequest`
+that names the reason: a body that is not UTF-8 JSON or too large, JSON's non-finite numbers
+(``NaN``, ``Infinity``: Python's json reads them, JSON does not have them), unknown fields (so no
+request can name a file or any setting of the server), wrong types (``true`` is no integer),
+values outside :class:`Limits`, a prompt longer than the model reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from dataclasses import dataclass
+
+from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.sampling.generation import check_prompt_lengths, parse_prompt
+from glyphfuse.sampling.settings import SamplingSettings
+
+FIELDS = ("prompt", "candidates", "seed", "steps", "guidance")
+MAX_JSON_SEED = 2**53 - 1  # JavaScript reads JSON numbers as doubles: larger seeds would not round-trip
+DEFAULTS = SamplingSettings()
+
+
+class BadRequest(Exception):
+    """A request the server refuses: ``status`` (4xx) and a message that says why."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for (each candidate is a full image of work; each step one network call)."""
+
+    prompt_chars: int = 200
+    candidates: int = 16
+    steps: int = 250
+    guidance: float = 20.0  # guidance in [0, this]
+    body_bytes: int = 16_384
+
+    def to_dict(self) -> dict:
+        return {"prompt_chars": self.prompt_chars, "candidates": self.candidates, "steps": self.steps,
+                "guidance": [0.0, self.guidance], "seed": [0, MAX_JSON_SEED], "body_bytes": self.body_bytes}
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    text: str  # the prompt as drawn (a literal backslash-n is a line break, as on the command line)
+    settings: SamplingSettings
+
+
+def _no_constant(name: str):
+    raise BadRequest(f"{name} is not a JSON number: only finite numbers are allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest(f"the number {text[:20]} is too large: only finite numbers are allowed")
+    return value
+
+
+def decode_json(body: bytes, limits: Limits) -> dict:
+    """The JSON object of ``body``; BadRequest when it is too large, not UTF-8 JSON or no object."""
+    if len(body) > limits.body_bytes:
+        raise BadRequest(f"the request body is larger than {limits.body_bytes} bytes", 413)
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, an integer of too many digits, nesting
+        raise BadRequest(f"the request body is not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _integer(data: dict, name: str, low: int, high: int, default: int | None) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{name} must be an integer, got {json.dumps(value)[:40]}")
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _number(data: dict, name: str, low: float, high: float, default: float) -> float:
+    value = data.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{name} must be a number, got {json.dumps(value)[:40]}")
+    if not low <= value <= high:  # non-finite numbers never get here (decode_json)
+        raise BadRequest(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return float(value)
+
+
+def _prompt(data: dict, config: ModelConfig, limits: Limits) -> str:
+    if "prompt" not in data or data["prompt"] is None:
+        raise BadRequest("prompt is missing: give the text to write")
+    prompt = data["prompt"]
+    if not isinstance(prompt, str):
+        raise BadRequest(f"prompt must be a string, got {type(prompt).__name__}")
+    if len(prompt) > limits.prompt_chars:
+        raise BadRequest(f"prompt is {len(prompt)} characters, more than the {limits.prompt_chars} allowed")
+    text = parse_prompt(prompt).replace("\r\n", "\n")
+    if not text.strip():
+        raise BadRequest("prompt is empty: give the text to write")
+    if any(ord(char) < 32 and char != "\n" for char in text):
+        raise BadRequest("prompt holds a control character (only line breaks are allowed)")
+    try:
+        check_prompt_lengths([text], config)
+    except GlyphfuseError as exc:
+        raise BadRequest(str(exc)) from None
+    return text
+
+
+def check_sample_request(data: dict, config: ModelConfig, limits: Limits) -> SampleRequest:
+    """The checked request of a decoded body (see the module docstring); BadRequest otherwise."""
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))[:200]}; the fields are {', '.join(FIELDS)}")
+    text = _prompt(data, config, limits)
+    steps_cap = min(limits.steps, config.diffusion.num_timesteps)
+    candidates = _integer(data, "candidates", 1, limits.candidates, DEFAULTS.candidates)
+    seed = _integer(data, "seed", 0, MAX_JSON_SEED, None)
+    settings = SamplingSettings(
+        steps=_integer(data, "steps", 1, steps_cap, min(DEFAULTS.steps, steps_cap)),
+        guidance=_number(data, "guidance", 0.0, limits.guidance, DEFAULTS.guidance),
+        candidates=candidates,
+        seed=seed if seed is not None else secrets.randbelow(2**32),
+    )
+    try:
+        settings.validate()
+    except GlyphfuseError as exc:
+        raise BadRequest(str(exc)) from None
+    return SampleRequest(text=text, settings=settings)
+
+
+def parse_sample_request(body: bytes, config: ModelConfig, limits: Limits) -> SampleRequest:
+    """decode_json + check_sample_request."""
+    return check_sample_request(decode_json(body, limits), config, limits)

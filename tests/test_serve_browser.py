@@ -1,0 +1,120 @@
+"""`glyphfuse serve` end to end: the real command on a micro checkpoint, the real page in headless
+Debian Chromium (selenium), real tesseract.
+
+Needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup.sh installs them with apt-get);
+without them the test fails and says so. Selenium is given both paths, so selenium-manager never
+runs (it would try to download a browser).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from glyphfuse.core.checkpoint import save_checkpoint
+from helpers import micro_config, random_model
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,900")
+START_S, DRAW_S = 180, 120  # a busy 2-core box: model load, Chromium start, the first sampling
+
+
+def start_server(checkpoint: Path) -> tuple[subprocess.Popen, str, list[str]]:
+    """``glyphfuse serve -c CHECKPOINT --port 0`` in a subprocess; (process, URL, its output lines)."""
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "glyphfuse", "serve", "-c", str(checkpoint), "--port", "0", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+    lines: list[str] = []
+    found: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if "http://" in line:
+                found.put(line.split("http://", 1)[1].split()[0])
+        found.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        address = found.get(timeout=START_S)
+    except queue.Empty:
+        address = None
+    if address is None:
+        process.kill()
+        pytest.fail("glyphfuse serve did not print its URL:\n" + "\n".join(lines))
+    return process, f"http://{address}", lines
+
+
+def chromium(profile: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+
+
+def test_the_page_draws_a_prompt_typed_and_entered(tmp_path, monkeypatch):
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail(f"the browser test needs Debian's Chromium: {', '.join(missing)} missing; "
+                    "install it with: apt-get install -y chromium chromium-driver (scripts/setup.sh does)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager, should anything call it: no network
+    config = micro_config("micro16")
+    save_checkpoint(tmp_path / "ckpt", random_model(config), config)
+    process, url, lines = start_server(tmp_path / "ckpt")
+    driver = None
+    try:
+        driver = chromium(tmp_path / "chromium-profile")
+        driver.get(url)
+        wait = WebDriverWait(driver, DRAW_S)
+        wait.until(lambda d: d.find_element(By.ID, "model-name").text.startswith("micro16"))  # /api/model answered
+        prompt = driver.find_element(By.ID, "prompt")
+        prompt.send_keys("ab")
+        prompt.send_keys(Keys.SHIFT, Keys.ENTER)  # a line break, not a submit
+        prompt.send_keys("cd")
+        assert prompt.get_property("value") == "ab\ncd"
+        assert not driver.find_element(By.ID, "result-image").is_displayed()
+        prompt.send_keys(Keys.ENTER)
+        wait.until(lambda d: d.find_element(By.ID, "result-image").is_displayed())
+        image = driver.find_element(By.ID, "result-image")
+        assert image.get_attribute("src").startswith("data:image/png;base64,")
+        assert driver.execute_script("return arguments[0].naturalWidth", image) == 16
+        assert image.size["width"] >= 128  # shown large, pixelated
+        assert driver.find_element(By.ID, "ocr-text").is_displayed()
+        assert driver.find_element(By.ID, "ocr-text").text != ""
+        assert driver.find_element(By.ID, "result-prompt").text == "ab\ncd"
+        assert driver.find_element(By.ID, "seed-used").text.split()[0].isdigit()
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#history li")) == 1
+        assert driver.find_element(By.ID, "error").is_displayed() is False
+    finally:
+        if driver is not None:
+            driver.quit()
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            code = process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = "killed"
+        time.sleep(0.1)  # the reader thread takes the last lines
+    output = "\n".join(lines)
+    assert code == 0, output
+    assert "glyphfuse serve: stopped" in output and "Traceback" not in output
+    assert any(line.startswith("sampled 'ab\\ncd'") for line in lines), output
