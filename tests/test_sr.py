@@ -167,7 +167,7 @@ def test_train_sr_refuses_wrong_inputs(checkpoints, data_dir, tmp_path):
 
 def test_the_trainer_refuses_an_sr_model_without_its_low_res_inputs(data_dir, tmp_path):
     config = TrainConfig(model=sr_config_for(base_config(), 32).to_dict(), data=str(data_dir), **_overrides())
-    with pytest.raises(GlyphfuseError, match=r"super-resolution model .*glyphfuse\.sr_train\.train_sr \(glyphfuse train-sr\)"):
+    with pytest.raises(GlyphfuseError, match=r"super-resolution model .*glyphfuse\.training\.sr\.train_sr \(glyphfuse train-sr\)"):
         train(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
