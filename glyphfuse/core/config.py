@@ -244,22 +244,15 @@ def _lines64() -> ModelConfig:
 
 def _lines128() -> ModelConfig:
     # about 2.3M parameters: lines64's U-Net on 4x4 pixel patches, so a 128 px image is again 32x32
-    # patches; text encoder 2 layers x 64 with column-in-line positions, room for 5 lines of 16
-    # characters (and the 8 lines of the line table). The packaged cascade's base model.
+    # patches; its text encoder with room for 5 lines of 16 characters (and 8 line embeddings).
+    # The packaged cascade's base model.
+    lines64 = _lines64()
     return ModelConfig(
         name="lines128",
         image_size=128,
         channels=1,
-        text=TextEncoderConfig(width=64, depth=2, head_dim=32, max_length=112, max_distance=64, max_lines=8, column_embedding=True),
-        unet=UNetConfig(
-            base_channels=32,
-            channel_mult=(1, 2, 3),
-            num_res_blocks=1,
-            attention_resolutions=(8,),
-            weave_resolutions=(32, 16),
-            head_channels=32,
-            patch_size=4,
-        ),
+        text=dataclasses.replace(lines64.text, max_length=112, max_distance=64, max_lines=8),
+        unet=dataclasses.replace(lines64.unet, patch_size=4),
     )
 
 
