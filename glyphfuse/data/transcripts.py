@@ -126,7 +126,7 @@ class SynthStyle:
         if not 0.0 <= self.random_fraction <= 1.0:
             raise GlyphfuseError(f"--random-fraction must be between 0 and 1, not {self.random_fraction}")
         if self.random_fraction > 0 and self.charset == "printable":
-            raise GlyphfuseError("--random-fraction needs --charset lower, letters or alnum (random strings are drawn from it)")
+            raise GlyphfuseError("--random-fraction needs --charset lower, letters, alnum or ascii (random strings are drawn from it)")
         ranges = (("lines", self.lines, MAX_LINES), ("tokens", self.tokens, 8), ("string-length", self.string_length, 32))
         for name, value, most in ranges:
             if value is not None and not (1 <= value[0] <= value[1] <= most):
@@ -291,13 +291,11 @@ def _styled_token(rng: random.Random, style: SynthStyle, words: Sequence[str], c
         return "".join(rng.choice(alphabet) for _ in range(rng.randint(*style.string_length)))
     if style.charset == "alnum" and rng.random() < 0.1:
         return str(rng.randint(0, 9999))
-    word = _random_word(rng, words).lower()
-    if case == "upper":
-        return word.upper()
-    return word[:1].upper() + word[1:] if case == "title" else word
+    return _cased(_random_word(rng, words).lower(), case)
 
 
 def _cased(word: str, case: str) -> str:
+    """``word`` in ``case``: upper, title, or as it is (lower)."""
     if case == "upper":
         return word.upper()
     return word[:1].upper() + word[1:] if case == "title" else word
@@ -366,7 +364,9 @@ def styled_line(rng: random.Random, style: SynthStyle, words: Sequence[str], fit
     for _ in range(20):
         count = rng.randint(low, high)
         if style.charset == "ascii":
-            tokens = [ascii_token(rng, style, words, "title" if case == "sentence" and k == 0 else "lower" if case == "sentence" else case) for k in range(count)]
+            # sentence case: the first token capitalised, the others lower
+            cases = [case] * count if case != "sentence" else ["title"] + ["lower"] * (count - 1)
+            tokens = [ascii_token(rng, style, words, token_case) for token_case in cases]
         else:
             tokens = [_styled_token(rng, style, words, case) for _ in range(count)]
         line = " ".join(tokens)

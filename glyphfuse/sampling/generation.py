@@ -38,10 +38,15 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 NO_DEFAULT_MODEL = "no default model is installed yet; pass --checkpoint DIR (train one with glyphfuse train-base)"
 
 
+def _holds_checkpoint(folder: Path) -> bool:
+    """A config and weights (one file, or shards and their index) are in ``folder``."""
+    weights = (folder / WEIGHTS_NAME, folder / INDEX_NAME)
+    return (folder / CONFIG_NAME).is_file() and any(path.is_file() for path in weights)
+
+
 def default_checkpoint_dir() -> Path:
     """The checkpoint shipped with the package (glyphfuse/default_model/), if there is one."""
-    weights = (DEFAULT_MODEL_DIR / WEIGHTS_NAME, DEFAULT_MODEL_DIR / INDEX_NAME)  # one file, or shards and their index
-    if (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file() and any(path.is_file() for path in weights):
+    if _holds_checkpoint(DEFAULT_MODEL_DIR):
         return DEFAULT_MODEL_DIR
     raise GlyphfuseError(NO_DEFAULT_MODEL)
 
@@ -50,10 +55,7 @@ def packaged_sr_dir() -> Path | None:
     """The super-resolution checkpoint packaged with the default model (glyphfuse/default_model/sr/),
     or None: with it, the default model is a cascade and ``sample`` upsamples by default."""
     folder = DEFAULT_MODEL_DIR / "sr"
-    weights = (folder / WEIGHTS_NAME, folder / INDEX_NAME)
-    if (folder / CONFIG_NAME).is_file() and any(path.is_file() for path in weights):
-        return folder
-    return None
+    return folder if _holds_checkpoint(folder) else None
 
 
 def load_model(checkpoint_dir: str | Path | None = None, device: str | torch.device = "auto"):

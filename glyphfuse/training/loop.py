@@ -190,9 +190,9 @@ class TrainLoop:
         if latest is not None:
             if load_checkpoint_config(latest).to_dict() != self.model_config.to_dict():
                 raise GlyphfuseError(f"{latest}: the checkpoint's model config differs from this run's model ({self.model_config.name}); use another output folder")
-            self.step, epoch, index = run_folder.restore_training_state(latest, self.model, self.optimizer, device)
+            self.step, epoch, index, loop_state = run_folder.restore_training_state(latest, self.model, self.optimizer, device)
             self.position = (epoch, index)
-            self.guard = SpikeGuard.from_dict(run_folder.read_loop_state(latest))
+            self.guard = SpikeGuard.from_dict(loop_state)
             self.ema, _ = load_checkpoint(latest, device=device)
         else:
             if init_model is not None:

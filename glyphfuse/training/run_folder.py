@@ -291,21 +291,16 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     optimizer = trainer.get("optimizer")
     if not isinstance(optimizer, dict) or not isinstance(optimizer.get("param_groups"), list) or not isinstance(optimizer.get("state_scalars", {}), dict):
         raise GlyphfuseError(f"{trainer_file}: \"optimizer\" must be an object with a \"param_groups\" list")
+    loop = trainer.setdefault("loop", {})  # absent in checkpoints written before the spike guard
+    if not isinstance(loop, dict) or not all(isinstance(value, (int, float)) and math.isfinite(value) for value in loop.values()):
+        raise GlyphfuseError(f"{trainer_file}: \"loop\" must be an object of finite numbers")
     return tensors, trainer
 
 
-def read_loop_state(path: Path) -> dict[str, Any]:
-    """The loop's own scalars saved with a training checkpoint ({} when it has none)."""
-    trainer = read_json(path / TRAINER_JSON, "trainer state")
-    loop = trainer.get("loop", {}) if isinstance(trainer, dict) else None
-    if not isinstance(loop, dict) or not all(isinstance(value, (int, float)) and math.isfinite(value) for value in loop.values()):
-        raise GlyphfuseError(f"{path / TRAINER_JSON}: \"loop\" must be an object of finite numbers")
-    return loop
-
-
-def restore_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> tuple[int, int, int]:
+def restore_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           device: torch.device) -> tuple[int, int, int, dict[str, Any]]:
     """Load a training checkpoint's raw weights, optimizer state and RNG states into ``model``,
-    ``optimizer`` and torch; returns its (step, epoch, index)."""
+    ``optimizer`` and torch; returns its (step, epoch, index, loop state)."""
     tensors, trainer = read_checkpoint(path)
     weights = {name[len("model.") :]: t for name, t in tensors.items() if name.startswith("model.")}
     try:
@@ -330,7 +325,7 @@ def restore_training_state(path: Path, model: torch.nn.Module, optimizer: torch.
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GlyphfuseError(f"{path}: optimizer or RNG state does not fit this run ({first})") from None
-    return int(trainer["step"]), int(trainer["epoch"]), int(trainer["index"])
+    return int(trainer["step"]), int(trainer["epoch"]), int(trainer["index"]), trainer["loop"]
 
 
 # ---------------------------------------------------------------------------------------------
