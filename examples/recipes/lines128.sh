@@ -4,12 +4,13 @@
 # super-resolution model warm-started from it.
 #
 # Usage, from the repository root:  bash examples/recipes/lines128.sh STAGE [WORK_DIR]
-#   stages, in order:  base-data  base  export-base  sr-data  sr  export-sr  eval
+#   stages, in order:  base-data  base  export-base  sr-data  sr  export-sr  eval  package
 # Every stage resumes: run it again and it continues from what is on disk (training from
 # RUN/checkpoints/latest; Ctrl-C writes a checkpoint). Each training stage fits one background run
 # of at most ~2.5 h:  nohup bash examples/recipes/lines128.sh base > base.log 2>&1 &
 # When the run folder is gone (a new machine), BASE_INIT=ckpt continues the base from an export
-# (BASE_INIT=exports/lines128-base-step_N) with --init: a new run from its weights.
+# (BASE_INIT=exports/lines128-base-step_N) with --init: a new run from its weights, in BASE_RUN
+# (default WORK_DIR/base; give a new folder, e.g. WORK_DIR/base2, when WORK_DIR/base still exists).
 set -euo pipefail
 stage=${1:?usage: lines128.sh STAGE [WORK_DIR]}
 work=${2:-work/lines128}
@@ -17,6 +18,7 @@ glyphfuse=${GLYPHFUSE:-glyphfuse}
 base_steps=${BASE_STEPS:-6000}
 sr_steps=${SR_STEPS:-3000}
 export_dir=${EXPORT_DIR:-exports}  # committed: what a later session continues from
+base_run=${BASE_RUN:-$work/base}
 latest() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest")"; }
 
 case "$stage" in
@@ -35,9 +37,9 @@ base)
     model=(--model lines128) lr=2e-3 warmup=300
     if [ -n "${BASE_INIT:-}" ]; then
         lr=1e-3 warmup=100 model=()
-        [ -f "$work/base/checkpoints/latest" ] || model=(--init "$BASE_INIT")
+        [ -f "$base_run/checkpoints/latest" ] || model=(--init "$BASE_INIT")
     fi
-    "$glyphfuse" train-base "$work/data" --out "$work/base" "${model[@]}" --steps "$base_steps" --batch-size 32 \
+    "$glyphfuse" train-base "$work/data" --out "$base_run" "${model[@]}" --steps "$base_steps" --batch-size 32 \
         --lr "$lr" --warmup "$warmup" --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
         --checkpoint-every 500 --keep-last 0 --sample-every 1000 --sample-prompts examples/recipes/lines128-prompts.txt \
         --workers 1 --seed 0 --device cpu --no-progress
@@ -45,7 +47,7 @@ base)
 export-base)
     # the EMA weights in fp16 (4.6 MB) into exports/ (committed): what a later session continues
     # from with BASE_INIT when the run folder is gone
-    "$glyphfuse" export "$work/base" --out "$export_dir/lines128-base-$(cat "$work/base/checkpoints/latest")" --dtype fp16
+    "$glyphfuse" export "$base_run" --out "$export_dir/lines128-$(basename "$base_run")-$(cat "$base_run/checkpoints/latest")" --dtype fp16
     ;;
 sr-data)
     # the same layout at twice the size (22 px font): training pairs are these images and their
@@ -53,7 +55,7 @@ sr-data)
     [ -f "$work/data256/metadata.jsonl" ] || "$glyphfuse" synth-fonts "$work/data256" --recipe lines128 --size 256 --font-size 22 --count 60000 --seed 1 --workers 2 --overwrite --no-progress
     ;;
 sr)
-    base=${SR_BASE:-$(latest "$work/base")}  # or SR_BASE=exports/lines128-base-step_N on a new machine
+    base=${SR_BASE:-$(latest "$base_run")}  # or SR_BASE=exports/lines128-base-step_N on a new machine
     [ -f "$work/sr-init/config.json" ] || "$glyphfuse" warm-start "$base" --out "$work/sr-init" --sr-size 256 --name lines256
     "$glyphfuse" train-sr "$work/data256" --init "$work/sr-init" --out "$work/sr" --blur --steps "$sr_steps" --batch-size 16 \
         --lr 1e-3 --warmup 100 --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
@@ -64,16 +66,32 @@ export-sr)
     ;;
 eval)
     # single samples, the default sampler, no rejection; then the OCR ceiling on real renderings
-    base=${EVAL_BASE:-$(latest "$work/base")}
+    base=${EVAL_BASE:-$(latest "$base_run")}
     sr=()
-    if [ -n "${EVAL_SR:-}" ]; then sr=(--sr-checkpoint "$EVAL_SR"); fi
+    # (with EVAL_SR the ceiling is read on real renderings at 256 px, the cascade's output size)
+    size=(--size 128) tag=""
+    if [ -n "${EVAL_SR:-}" ]; then sr=(--sr-checkpoint "$EVAL_SR") size=(--size 256 --font-size 22) tag=256; fi
     for set in cased signs alnum readme original; do
-        "$glyphfuse" eval --checkpoint "$base" "${sr[@]}" --prompts "$set" -n 1 --seed 0 --no-progress --json "$work/eval_$set${sr:+_sr}.json"
+        n=1; case "$set" in readme|original) n=4 ;; esac  # one prompt each: 4 seeds
+        "$glyphfuse" eval --checkpoint "$base" "${sr[@]}" --prompts "$set" -n "$n" --seed 0 --no-progress --json "$work/eval_$set${tag:+_sr}.json"
         grep -v '^#' "glyphfuse/resources/prompts/$set.txt" > "$work/prompts_$set.txt"
-        [ -f "$work/truth_$set/metadata.jsonl" ] || "$glyphfuse" synth-fonts "$work/truth_$set" --recipe lines128 --text-file "$work/prompts_$set.txt" --count 200 --seed 1 --overwrite --no-progress
-        "$glyphfuse" eval --ground-truth "$work/truth_$set" --no-progress --json "$work/ceiling_$set.json"
+        [ -f "$work/truth${tag}_$set/metadata.jsonl" ] || "$glyphfuse" synth-fonts "$work/truth${tag}_$set" --recipe lines128 "${size[@]}" --text-file "$work/prompts_$set.txt" --count 200 --seed 1 --overwrite --no-progress
+        "$glyphfuse" eval --ground-truth "$work/truth${tag}_$set" --no-progress --json "$work/ceiling${tag}_$set.json"
     done
+    # the original's bar with rejection: best of 8 candidates by OCR, 4 seeds
+    "$glyphfuse" eval --checkpoint "$base" "${sr[@]}" --prompts original -n 4 --candidates 8 --seed 0 --no-progress --json "$work/eval_original_c8${tag:+_sr}.json"
+    ;;
+package)
+    # the exports into the package (glyphfuse/default_model/ and its sr/), and the card from the
+    # eval reports of both eval runs (base alone, and EVAL_SR): every score is copied, none typed
+    base=${PACKAGE_BASE:?PACKAGE_BASE=exports/lines128-...} sr=${PACKAGE_SR:?PACKAGE_SR=exports/lines256-sr-...}
+    target=glyphfuse/default_model
+    mkdir -p "$target/sr"
+    cp "$base/config.json" "$base/model.safetensors" "$target/"
+    cp "$sr/config.json" "$sr/model.safetensors" "$target/sr/"
+    "${PYTHON:-python}" examples/recipes/lines128_card.py "$work" "$target/card.json" \
+        --base-images "${BASE_TRAINING:?one line: what the base training was}" --sr-images "${SR_TRAINING:?one line: what the SR training was}"
     ;;
 *)
-    echo "unknown stage $stage (base-data, base, export-base, sr-data, sr, export-sr, eval)" >&2; exit 2 ;;
+    echo "unknown stage $stage (base-data, base, export-base, sr-data, sr, export-sr, eval, package)" >&2; exit 2 ;;
 esac

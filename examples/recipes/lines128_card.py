@@ -1,0 +1,86 @@
+"""Write the model card of the packaged lines128 -> lines256 cascade from the recipe's eval reports.
+
+    python examples/recipes/lines128_card.py WORK_DIR OUT_CARD_JSON --base-images N --sr-images N
+
+WORK_DIR is the recipe's work folder after `lines128.sh eval` ran twice (without and with
+EVAL_SR): eval_SET.json (the 128 px base alone), eval_SET_sr.json (the cascade, 256 px),
+ceiling256_SET.json (tesseract on real 256 px renderings) and eval_original_c8_sr.json. Every
+score in the card is copied from those reports; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import string
+from pathlib import Path
+
+from glyphfuse.data.transcripts import SIGN_PUNCTUATION
+
+SETS = {
+    "cased": "held-out single words, 3-10 letters, in three casings",
+    "signs": "held-out signs of 2-5 lines: capitals, digits, punctuation",
+    "alnum": "held-out random letter-and-digit strings, 3-8 characters",
+    "readme": "the README's example, 4 seeds (not held out)",
+    "original": "the original system's 5-line test prompt, 4 seeds (not held out)",
+}
+
+
+def read_report(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def model_row(report: dict, label: str, stage: str) -> dict:
+    settings, summary = report["settings"], report["model"]["summary"]
+    return {"prompts": label, "stage": stage, "n": settings["n"], "candidates": settings["candidates"],
+            "steps": f"{settings['sampler']} {settings['steps']} (default)", "image_size": settings["image_size"],
+            "cer": round(summary["cer"], 3), "exact": round(summary["exact"], 3), "exact_ci": round(summary["exact_ci"], 3)}
+
+
+def ceiling_row(report: dict, name: str) -> dict:
+    summary = report["ground_truth"]["summary"]
+    return {"prompts": f"OCR ceiling: {name} rendered at 256 px by the lines128 data recipe", "stage": "real renderings",
+            "n": summary["n"], "candidates": 1, "steps": "-", "image_size": 256,
+            "cer": round(summary["cer"], 3), "exact": round(summary["exact"], 3), "exact_ci": round(summary["exact_ci"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--base-images", required=True, help="what the base training was, one line")
+    parser.add_argument("--sr-images", required=True, help="what the SR training was, one line")
+    args = parser.parse_args()
+
+    scores = []
+    for name, label in SETS.items():
+        scores.append(model_row(read_report(args.work / f"eval_{name}_sr.json"), f"{name}: {label}", "cascade, 256 px"))
+        scores.append(model_row(read_report(args.work / f"eval_{name}.json"), f"{name}: {label}", "base alone, 128 px (--no-sr)"))
+        scores.append(ceiling_row(read_report(args.work / f"ceiling256_{name}.json"), name))
+    scores.append(model_row(read_report(args.work / "eval_original_c8_sr.json"), "original, best of 8 candidates by OCR", "cascade, 256 px"))
+
+    card = {
+        "name": "lines128-cascade-cpu",
+        "preset": "lines128",
+        "sr_preset": "lines256",
+        "domain": {
+            "summary": "1-5 lines of at most 16 characters: letters in any case, digits, spaces and the sign punctuation "
+                       + SIGN_PUNCTUATION + "; written as dark monospaced text (DejaVu Sans Mono Bold) left-aligned on a light "
+                       "background; a 128 px base sample upsampled to 256x256 grayscale",
+            "characters": string.ascii_letters + string.digits + SIGN_PUNCTUATION + " ",
+            "max_lines": 5,
+            "max_chars_per_line": 16,
+            "canvas": "256x256 grayscale (base 128x128)",
+        },
+        "recipe": "examples/recipes/lines128.sh",
+        "data": "synth-fonts --recipe lines128: 150,000 images at 128 px (base) and 60,000 at 256 px (SR); words in three "
+                "casings, sign numbers, punctuation, 35 % random letter-and-digit strings; no held-out token",
+        "training": [f"base: {args.base_images}", f"SR: {args.sr_images}"],
+        "scores": scores,
+    }
+    args.out.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({len(scores)} scores)")
+
+
+if __name__ == "__main__":
+    main()
