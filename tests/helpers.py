@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import pytest
 import torch
 
 from glyphfuse.core.config import ModelConfig, get_preset
@@ -27,3 +28,14 @@ def random_model(config: ModelConfig, seed: int = 0) -> GlyphModel:
         for p in model.parameters():
             p.normal_(0.0, 0.1)
     return model.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (import it there: an autouse fixture). Micro models on a
+    busy 2-core box run several times faster single-threaded, and a reference and a resumed run
+    must use the same thread count to agree bit for bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

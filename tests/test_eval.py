@@ -18,18 +18,10 @@ from glyphfuse.cli import app
 from glyphfuse.cli.score_commands import report_tables
 from glyphfuse.core.checkpoint import save_checkpoint
 from glyphfuse.core.errors import GlyphfuseError
-from helpers import micro_config, random_model
+from helpers import micro_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

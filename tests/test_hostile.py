@@ -33,17 +33,9 @@ from glyphfuse.core.images import load_image
 from glyphfuse.data.imagefolder import METADATA_FILE, ImageTextDataset, scan_image_folder
 from glyphfuse.training.run_folder import LOCK, find_latest_checkpoint
 from glyphfuse.training.loop import TrainConfig, train
-from helpers import micro_config, random_model
+from helpers import micro_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # micro models on a busy 2-core box
-    yield
-    torch.set_num_threads(threads)
 
 
 # -- helpers ------------------------------------------------------------------------------------

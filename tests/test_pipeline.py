@@ -24,17 +24,9 @@ from glyphfuse.core.config import sr_config_for
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.ocr.metrics import trigram_similarity
 from glyphfuse.ocr.ranking import prune_candidates
-from helpers import micro_config, random_model
+from helpers import micro_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
 
 STEPS = 2
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threading costs more than it saves (and a loaded CI box stalls)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

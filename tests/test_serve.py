@@ -35,7 +35,7 @@ from glyphfuse.serve import server
 from glyphfuse.serve.app import create_app
 from glyphfuse.serve.checks import MAX_JSON_SEED, Limits
 from glyphfuse.serve.worker import Job, QueueFull, SamplingWorker
-from helpers import micro_config, random_model
+from helpers import micro_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
 
 with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 to httpx; both work
     warnings.filterwarnings("ignore", message=".*httpx2")
@@ -45,14 +45,6 @@ STEPS = 2
 OCR_TEXT = "hi"
 CARD = {"name": "micro-card", "domain": {"summary": "lowercase letters", "characters": "abcdefghijklmnopqrstuvwxyz ",
                                          "max_lines": 2, "max_chars_per_line": 9}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # micro models on a busy 2-core box
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -26,15 +26,9 @@ from glyphfuse.sampling.sr import check_sr_compatible, upsample_with_sr
 from glyphfuse.training.run_folder import find_latest_checkpoint
 from glyphfuse.training.sr import init_from_checkpoint, make_low_res, train_sr
 from glyphfuse.training.loop import TrainConfig, train
+
+from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from glyphfuse.training.warm_start import warm_start_checkpoint
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # exact resume compares runs bit for bit: same thread count
-    yield
-    torch.set_num_threads(threads)
 
 
 def base_config():

@@ -32,18 +32,10 @@ from glyphfuse.training.run_folder import find_latest_checkpoint
 from glyphfuse.training.sr import prepare_super_resolution_batch
 from glyphfuse.training.loop import TrainConfig, train
 
+from helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 5  # 12 images / batch 4 = 3 steps per epoch: the runs cross an epoch boundary
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a busy 2-core box run several times faster single-threaded (and the
-    reference and resumed runs must use the same thread count to agree bit for bit)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _write_images(root: Path, count: int, start: int = 0) -> None:

@@ -82,15 +82,12 @@ eval)
     "$glyphfuse" eval --checkpoint "$base" "${sr[@]}" --prompts original -n 4 --candidates 8 --seed 0 --no-progress --json "$work/eval_original_c8${tag:+_sr}.json"
     ;;
 package)
-    # the exports into the package (glyphfuse/default_model/ and its sr/), and the card from the
-    # eval reports of both eval runs (base alone, and EVAL_SR): every score is copied, none typed
+    # the card, from the eval reports of both eval runs (base alone, and EVAL_SR): every score is
+    # copied, none typed; then both exports into the package (glyphfuse/default_model/ and its sr/)
     base=${PACKAGE_BASE:?PACKAGE_BASE=exports/lines128-...} sr=${PACKAGE_SR:?PACKAGE_SR=exports/lines256-sr-...}
-    target=glyphfuse/default_model
-    mkdir -p "$target/sr"
-    cp "$base/config.json" "$base/model.safetensors" "$target/"
-    cp "$sr/config.json" "$sr/model.safetensors" "$target/sr/"
-    "${PYTHON:-python}" examples/recipes/lines128_card.py "$work" "$target/card.json" \
+    "${PYTHON:-python}" examples/recipes/lines128_card.py "$work" "$work/card.json" \
         --base-images "${BASE_TRAINING:?one line: what the base training was}" --sr-images "${SR_TRAINING:?one line: what the SR training was}"
+    "${PYTHON:-python}" examples/recipes/package_default_model.py "$base" "$work/card.json" --sr "$sr" --dtype float16
     ;;
 *)
     echo "unknown stage $stage (base-data, base, export-base, sr-data, sr, export-sr, eval, package)" >&2; exit 2 ;;

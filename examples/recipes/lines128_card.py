@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import string
 from pathlib import Path
 
-from glyphfuse.data.transcripts import SIGN_PUNCTUATION
+from glyphfuse.data.transcripts import CHARSETS, SIGN_PUNCTUATION
 
 SETS = {
     "cased": "held-out single words, 3-10 letters, in three casings",
@@ -67,7 +66,7 @@ def main() -> None:
             "summary": "1-5 lines of at most 16 characters: letters in any case, digits, spaces and the sign punctuation "
                        + SIGN_PUNCTUATION + "; written as dark monospaced text (DejaVu Sans Mono Bold) left-aligned on a light "
                        "background; a 128 px base sample upsampled to 256x256 grayscale",
-            "characters": string.ascii_letters + string.digits + SIGN_PUNCTUATION + " ",
+            "characters": CHARSETS["ascii"] + " ",
             "max_lines": 5,
             "max_chars_per_line": 16,
             "canvas": "256x256 grayscale (base 128x128)",
