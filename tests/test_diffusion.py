@@ -186,6 +186,56 @@ def test_model_receives_original_timesteps_as_float():
     assert all(t.dtype == torch.float32 and t.shape == (2,) for t in seen)
 
 
+def test_a_start_image_chain_covers_only_the_least_noisy_timesteps():
+    d = _diffusion("cosine", "v")
+    assert d.timesteps_up_to(1.0) == 1000 and d.timesteps_up_to(0.3) == 300 and d.timesteps_up_to(1e-6) == 1
+    with pytest.raises(GlyphfuseError, match=r"in \(0, 1\]"):
+        d.timesteps_up_to(0.0)
+    assert d.respace(8, 300).timestep_map.tolist() == [0, 43, 85, 128, 171, 214, 256, 299]
+    seen = []
+
+    def model_fn(x, t):
+        seen.append(int(t[0]))
+        return torch.zeros_like(x)
+
+    start = torch.full((2, 1, 4, 4), 0.5)
+    d.sample(model_fn, (2, 1, 4, 4), steps=8, start_image=start, start_fraction=0.3, generator=torch.Generator().manual_seed(0))
+    assert seen == [299, 256, 214, 171, 128, 85, 43, 0]
+    seen.clear()
+    d.sample(model_fn, (2, 1, 4, 4), steps=50, start_image=start, start_fraction=0.005, generator=torch.Generator().manual_seed(0))
+    assert seen == [4, 3, 2, 1, 0]  # never more steps than timesteps in the range
+
+
+def test_the_exact_denoiser_of_the_start_image_returns_it():
+    """The data distribution is the single point ``target``: from any noisy start the chain must
+    end there; started from ``target`` itself with little noise, it cannot move far on the way."""
+    d = _diffusion("cosine", "eps")
+    target = torch.linspace(-0.8, 0.8, 16).view(1, 1, 4, 4).repeat(2, 1, 1, 1)
+
+    def model_fn(x_t, t_float):
+        t = t_float.long()
+        a = d.sqrt_alphas_cumprod[t].view(-1, 1, 1, 1).float()
+        b = d.sqrt_one_minus_alphas_cumprod[t].view(-1, 1, 1, 1).float()
+        return (x_t - a * target) / b
+
+    out = d.sample(model_fn, (2, 1, 4, 4), steps=4, start_image=target + 0.1, start_fraction=0.2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, target, atol=1e-4)
+
+
+def test_training_timesteps_can_be_limited_to_the_least_noisy():
+    d = _diffusion("cosine")
+    t = d.sample_timesteps(4000, torch.Generator().manual_seed(0), up_to=300)
+    assert int(t.max()) < 300 and int(t.max()) > 250 and int(t.min()) == 0
+    seen = []
+
+    def model_fn(x, t_float):
+        seen.append(t_float.max().item())
+        return torch.zeros_like(x)
+
+    d.training_loss(model_fn, torch.zeros(64, 1, 4, 4), generator=torch.Generator().manual_seed(1), up_to=10)
+    assert seen[0] < 10
+
+
 # ---------------------------------------------------------------------------- samplers
 
 

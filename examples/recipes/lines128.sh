@@ -55,14 +55,27 @@ sr-data)
     [ -f "$work/data256/metadata.jsonl" ] || "$glyphfuse" synth-fonts "$work/data256" --recipe lines128 --size 256 --font-size 22 --count 60000 --seed 1 --workers 2 --overwrite --no-progress
     ;;
 sr)
+    # Stage 1: warm-start from the base, then train-sr, 2,000 x 16 = 32k images at 256 px, ~10-12
+    # images/s, 48 min. Stage 2 on: SR_INIT=exports/lines256-sr-step_N SR_RUN=WORK_DIR/sr2 continues
+    # from an export at half the peak LR. SR_T_MAX=0.3 would train only the least noisy 30 % of the
+    # timesteps (where sampling starts the SR chain, SamplingSettings.sr_start); a 6k-image ablation
+    # showed no gain (examples/recipes/README.md), so all timesteps are trained.
     base=${SR_BASE:-$(latest "$base_run")}  # or SR_BASE=exports/lines128-base-step_N on a new machine
-    [ -f "$work/sr-init/config.json" ] || "$glyphfuse" warm-start "$base" --out "$work/sr-init" --sr-size 256 --name lines256
-    "$glyphfuse" train-sr "$work/data256" --init "$work/sr-init" --out "$work/sr" --blur --steps "$sr_steps" --batch-size 16 \
-        --lr 1e-3 --warmup 100 --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
+    sr_run=${SR_RUN:-$work/sr}
+    init=(--init "${SR_INIT:-$work/sr-init}") lr=1e-3
+    if [ -z "${SR_INIT:-}" ]; then
+        [ -f "$work/sr-init/config.json" ] || "$glyphfuse" warm-start "$base" --out "$work/sr-init" --sr-size 256 --name lines256
+    else
+        lr=5e-4
+    fi
+    [ ! -f "$sr_run/checkpoints/latest" ] || init=()  # resuming: --init is used once
+    "$glyphfuse" train-sr "$work/data256" "${init[@]}" --out "$sr_run" --blur --steps "$sr_steps" --batch-size 16 --t-max "${SR_T_MAX:-1}" \
+        --lr "$lr" --warmup 100 --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
         --checkpoint-every 250 --keep-last 0 --sample-every 500 --workers 1 --seed 0 --device cpu --no-progress
     ;;
 export-sr)
-    "$glyphfuse" export "$work/sr" --out "$export_dir/lines256-sr-$(cat "$work/sr/checkpoints/latest")" --dtype fp16
+    sr_run=${SR_RUN:-$work/sr}
+    "$glyphfuse" export "$sr_run" --out "$export_dir/lines256-$(basename "$sr_run")-$(cat "$sr_run/checkpoints/latest")" --dtype fp16
     ;;
 eval)
     # single samples, the default sampler, no rejection; then the OCR ceiling on real renderings

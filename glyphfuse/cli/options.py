@@ -54,6 +54,7 @@ CANDIDATES = typer.Option(DEFAULTS.candidates, "--candidates", min=1, help="OCR 
 KEEP_ONLY_IF_ABOVE = typer.Option(DEFAULTS.keep_only_if_above, "--keep-only-if-above", min=0.0, max=1.0, callback=finite, help="Rejection sampling: if the best candidate's OCR similarity reaches this, keep only candidates at or above it.")
 DELETE_UNDER = typer.Option(DEFAULTS.delete_under, "--delete-under", min=0.0, max=1.0, callback=finite, help="Rejection sampling: otherwise drop candidates under this similarity (never all).")
 SR_STEPS = typer.Option(DEFAULTS.sr_steps, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps).")
+SR_START = typer.Option(DEFAULTS.sr_start, "--sr-start", min=0.0, max=1.0, callback=finite, help="Where the SR chain starts: the low-res image upsampled bicubically and noised to this fraction of the timesteps (1 = from pure noise).")
 SR_GUIDANCE = typer.Option(DEFAULTS.sr_guidance, "--sr-guidance", callback=finite, help="Classifier-free guidance scale of the SR model.")
 BATCH_SIZE = typer.Option(DEFAULTS.batch_size, "--batch-size", min=1, help="Images per forward pass.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps")

@@ -39,6 +39,7 @@ def sample(
     no_sr: bool = typer.Option(False, "--no-sr", help="Skip the super-resolution stage: write the base model's images."),
     sr_steps: Optional[int] = options.SR_STEPS,
     sr_guidance: float = options.SR_GUIDANCE,
+    sr_start: float = options.SR_START,
     ocr: bool = typer.Option(False, "--ocr", help="Read the chosen image with OCR and print its text and score even with one candidate and no SR."),
     ocr_processes: Optional[int] = options.OCR_PROCESSES,
     no_progress: bool = options.NO_PROGRESS,
@@ -64,7 +65,7 @@ def sample(
     settings = options.sampling_settings(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
         candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
-        sr_steps=sr_steps, sr_guidance=sr_guidance, batch_size=batch_size,
+        sr_steps=sr_steps, sr_guidance=sr_guidance, sr_start=sr_start, batch_size=batch_size,
     )
     generation.check_output(out)  # a bad -o fails now, not after the sampling
     models = pipeline.load_models(checkpoint, sr_checkpoint, device, use_sr=not no_sr)
@@ -87,7 +88,7 @@ def _print_written(results: list, paths: list[Path], settings, size: int, grid: 
     n, seed = settings.candidates, settings.seed
     described = f"{settings.sampler} {settings.steps} steps, guidance {settings.guidance}"
     if with_sr:
-        described += f", SR {settings.sr_steps or settings.steps} steps"
+        described += f", SR {settings.sr_steps or settings.steps} steps from {settings.sr_start:g} of the noise"
     if grid:
         print(f"wrote {paths[0]} (grid of {len(results)} images {size}x{size}, seeds {seed}..{seed + len(results) * n - 1}, {described})")
     for index, result in enumerate(results):

@@ -100,6 +100,7 @@ def eval_command(
     dynamic_threshold: Optional[float] = options.DYNAMIC_THRESHOLD,
     sr_steps: Optional[int] = options.SR_STEPS,
     sr_guidance: float = options.SR_GUIDANCE,
+    sr_start: float = options.SR_START,
     keep_only_if_above: float = options.KEEP_ONLY_IF_ABOVE,
     delete_under: float = options.DELETE_UNDER,
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
@@ -129,7 +130,7 @@ def eval_command(
     settings = options.sampling_settings(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
         candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
-        sr_steps=sr_steps, sr_guidance=sr_guidance, batch_size=batch_size,
+        sr_steps=sr_steps, sr_guidance=sr_guidance, sr_start=sr_start, batch_size=batch_size,
     )
     if json_out is not None:
         check_writable(json_out)  # before the sampling and OCR work, not after

@@ -133,6 +133,8 @@ def generate(
     settings: SamplingSettings | None = None,
     *,
     low_res: torch.Tensor | None = None,
+    start_images: torch.Tensor | None = None,
+    start_fraction: float = 1.0,
     device: str | torch.device | None = None,
     show_progress: bool = False,
     **overrides,
@@ -148,6 +150,9 @@ def generate(
     (DPM-Solver++(2M), deterministic, second order, meant for fewer steps); each step is one
     network call.
     low_res: (B, C, h, w) in [-1, 1], required by super-resolution models.
+    start_images: (B, C, H, W) in [-1, 1] to refine instead of drawing from pure noise: each chain
+    covers the first ``start_fraction`` of the timesteps and starts from its image noised there
+    (see GaussianDiffusion.sample); the SR stage passes the bicubic upsample.
     device: move the model there first (default: where the model already is).
     show_progress: a progress bar on stderr.
     """
@@ -159,12 +164,15 @@ def generate(
     diffusion = GaussianDiffusion(config.diffusion)
     size = settings.batch_size
     chunks = [range(start, min(start + size, len(prompts))) for start in range(0, len(prompts), size)]
-    steps_per_chunk = min(settings.steps, config.diffusion.num_timesteps)
+    if start_images is not None and tuple(start_images.shape) != (len(prompts), config.channels, config.image_size, config.image_size):
+        raise GlyphfuseError(f"start images have shape {tuple(start_images.shape)}, expected {(len(prompts), config.channels, config.image_size, config.image_size)}")
+    up_to = diffusion.timesteps_up_to(start_fraction) if start_images is not None else diffusion.num_steps
+    steps_per_chunk = min(settings.steps, up_to)
     was_training = model.training
     model.eval()  # restored at the end: the trainer calls this for its preview samples
     try:
         with ProgressBar("sampling", len(chunks) * steps_per_chunk, unit="steps", shown=show_progress) as bar:
-            outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar) for chunk in chunks]
+            outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar, start_images, start_fraction) for chunk in chunks]
     finally:
         model.train(was_training)
     return torch.cat(outputs)
@@ -190,7 +198,8 @@ def _checked_prompts(prompts: Sequence[str], config: ModelConfig, low_res: torch
 
 
 def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: GaussianDiffusion, prompts: list[str], chunk: range,
-                  low_res: torch.Tensor | None, settings: SamplingSettings, device: torch.device, bar: ProgressBar) -> torch.Tensor:
+                  low_res: torch.Tensor | None, settings: SamplingSettings, device: torch.device, bar: ProgressBar,
+                  start_images: torch.Tensor | None = None, start_fraction: float = 1.0) -> torch.Tensor:
     """Images (len(chunk), C, H, W) on the CPU for the prompts at indices ``chunk``: one chain."""
     text = tokenize([prompts[i] for i in chunk], config.text.max_length, max_lines=config.text.max_lines).to(device)
     null_text = None
@@ -204,6 +213,7 @@ def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: Gaussi
         guard, (len(chunk), config.channels, config.image_size, config.image_size), steps=settings.steps,
         sampler=settings.sampler, eta=settings.eta, generator=generators, dynamic_threshold=settings.dynamic_threshold,
         progress=guard.progress, device=device,
+        start_image=start_images[chunk.start:chunk.stop] if start_images is not None else None, start_fraction=start_fraction,
     )
     guard.check(images, "in the final image")
     return images.float().cpu()

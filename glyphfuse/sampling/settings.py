@@ -31,6 +31,10 @@ from glyphfuse.core.errors import GlyphfuseError
 # (16 U-Net evaluations an image with guidance) writes held-out prompts as well as DDIM with 50.
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 8
+# Where the SR chain starts: the low-res image upsampled bicubically and noised to this fraction of
+# the schedule's timesteps, so the SR model refines the base's text instead of redrawing it from
+# pure noise (1.0). Chosen from benchmarks/bench_sr.py (examples/recipes/README.md, lines128: SR stage 2 read best from 0.1).
+DEFAULT_SR_START = 0.1
 
 
 # Bounds that keep a mistyped value from asking for a batch no machine holds or a chain that never
@@ -56,6 +60,7 @@ class SamplingSettings(JsonConfig):
     sr_steps: int | None = None  # None = steps
     sr_guidance: float = 1.0
     sr_low_res_noise: float = 0.0  # noise augmentation of the low-res input, in [0, 1)
+    sr_start: float = DEFAULT_SR_START  # SR chain: start from the bicubic upsample noised to this fraction of the timesteps (1 = pure noise)
     # machinery: no effect on the images (a prompt's image does not depend on its batch)
     batch_size: int = 16  # images per forward pass (x2 rows with guidance)
 
@@ -70,7 +75,7 @@ class SamplingSettings(JsonConfig):
             check_sampler(self.sampler)
         except GlyphfuseError as exc:
             raise GlyphfuseError(f"{prefix}{exc}") from None
-        for field in ("guidance", "eta", "sr_guidance", "sr_low_res_noise", "keep_only_if_above", "delete_under"):
+        for field in ("guidance", "eta", "sr_guidance", "sr_low_res_noise", "sr_start", "keep_only_if_above", "delete_under"):
             if not math.isfinite(getattr(self, field)):
                 raise GlyphfuseError(f"{prefix}{name(field)} must be a finite number, got {getattr(self, field)}")
         for field in ("steps", "candidates", "batch_size", "sr_steps"):
@@ -92,6 +97,8 @@ class SamplingSettings(JsonConfig):
                 raise GlyphfuseError(f"{prefix}{name(field)} must be a similarity in [0, 1], got {getattr(self, field)}")
         if not 0.0 <= self.sr_low_res_noise < 1.0:
             raise GlyphfuseError(f"{prefix}{name('sr_low_res_noise')} must be in [0, 1), got {self.sr_low_res_noise}")
+        if not 0.0 < self.sr_start <= 1.0:
+            raise GlyphfuseError(f"{prefix}{name('sr_start')} must be a fraction of the timesteps in (0, 1], got {self.sr_start}")
 
     def sr_stage(self) -> "SamplingSettings":
         """The settings of the super-resolution chain: ``sr_steps`` (default: ``steps``) and

@@ -10,6 +10,9 @@
 concatenated to its noisy input (GlyphModel does that); here only the shapes are checked and,
 optionally, the same noise augmentation as in training is applied to the low-res images
 (``sr_low_res_noise``), with that level passed to the model as ``low_res_noise_level``.
+The SR chain does not start from pure noise but from the low-res image upsampled bicubically and
+noised to the fraction ``sr_start`` of the timesteps: the SR model refines the text the base
+wrote (sharper edges, no lattice) instead of redrawing it, which it does less faithfully.
 Training SR models is :mod:`glyphfuse.training.sr`.
 """
 
@@ -19,6 +22,7 @@ import dataclasses
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from glyphfuse.sampling import generation
@@ -29,7 +33,7 @@ from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
 # upsample_with_sr's keyword arguments name the SR chain's own values, as they always have:
 # steps=, guidance=, low_res_noise= are the settings' sr_steps, sr_guidance, sr_low_res_noise.
-SR_KEYWORDS = {"steps": "sr_steps", "guidance": "sr_guidance", "low_res_noise": "sr_low_res_noise"}
+SR_KEYWORDS = {"steps": "sr_steps", "guidance": "sr_guidance", "low_res_noise": "sr_low_res_noise", "start": "sr_start"}
 
 
 def check_sr_compatible(base_config: ModelConfig, sr_config: ModelConfig | None = None, *,
@@ -102,8 +106,10 @@ def upsample_with_sr(
     ``sr_steps`` (default: ``steps``) steps at guidance ``sr_guidance`` with the shared sampler,
     eta, dynamic threshold, batch size and seed (image i's noise comes from seed + i, as in
     generation.generate), and augments the low-res input like training does at level
-    ``sr_low_res_noise`` (0 = clean). Keyword overrides: ``steps``, ``guidance`` and
-    ``low_res_noise`` are the SR chain's own (see :data:`SR_KEYWORDS`), any other is a field.
+    ``sr_low_res_noise`` (0 = clean). The chain starts from the bicubic upsample noised to the
+    fraction ``sr_start`` of the timesteps (1 = from pure noise). Keyword overrides: ``steps``,
+    ``guidance``, ``low_res_noise`` and ``start`` are the SR chain's own (see :data:`SR_KEYWORDS`),
+    any other is a field.
     """
     settings = resolve_settings(settings, **{SR_KEYWORDS.get(key, key): value for key, value in overrides.items()})
     if not sr_config.is_super_resolution:
@@ -116,8 +122,13 @@ def upsample_with_sr(
             f"({len(prompts)} prompt(s), {sr_config.channels} channel(s), {sr_config.low_res_size} px)"
         )
     low_res = low_res_images.float().clamp(-1, 1)
+    start = None
+    if settings.sr_start < 1.0:
+        size = (sr_config.image_size, sr_config.image_size)
+        start = F.interpolate(low_res, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)  # (B, C, S, S)
     model = sr_model
     if settings.sr_low_res_noise > 0:
         low_res = noise_low_res(low_res, settings.sr_low_res_noise, settings.seed)
         model = _WithLowResNoiseLevel(sr_model, settings.sr_low_res_noise)
-    return generation.generate(model, sr_config, prompts, settings.sr_stage(), low_res=low_res, device=device, show_progress=show_progress)
+    return generation.generate(model, sr_config, prompts, settings.sr_stage(), low_res=low_res, start_images=start,
+                               start_fraction=settings.sr_start, device=device, show_progress=show_progress)

@@ -29,6 +29,7 @@ from glyphfuse.core.images import make_grid, tensor_to_pil
 from glyphfuse.data.imagefolder import ImageTextDataset
 from glyphfuse.data.prompts import DEFAULT_SAMPLE_PROMPTS
 from glyphfuse.training.run_folder import find_latest_checkpoint
+from glyphfuse.sampling.settings import DEFAULT_SR_START
 from glyphfuse.sampling.sr import upsample_with_sr
 from glyphfuse.training.loop import InitModel, ModelInputs, Preview, TrainResult, config_for_run, train
 from glyphfuse.training.config import TrainConfig
@@ -74,10 +75,12 @@ def make_low_res(images: torch.Tensor, low_res_size: int, *, blur: bool = False,
     return low_res
 
 
-def sr_sample_grid(model: nn.Module, config: ModelConfig, images: torch.Tensor, texts: Sequence[str], *, steps: int, guidance: float, seed: int, blur: bool = False, device=None) -> Image.Image:
-    """A PIL grid with one row per example: low-res input (nearest-upscaled) | SR output | ground truth."""
+def sr_sample_grid(model: nn.Module, config: ModelConfig, images: torch.Tensor, texts: Sequence[str], *, steps: int, guidance: float, seed: int, blur: bool = False,
+                   start: float = DEFAULT_SR_START, device=None) -> Image.Image:
+    """A PIL grid with one row per example: low-res input (nearest-upscaled) | SR output | ground truth.
+    ``start``: where the SR chain starts (SamplingSettings.sr_start)."""
     low_res = make_low_res(images, config.low_res_size, blur=blur, seed=seed)
-    upsampled = upsample_with_sr(model, config, list(texts), low_res, steps=steps, seed=seed, guidance=guidance, device=device)
+    upsampled = upsample_with_sr(model, config, list(texts), low_res, steps=steps, seed=seed, guidance=guidance, start=start, device=device)
     shown_low = F.interpolate(low_res, size=images.shape[-2:], mode="nearest")
     pictures = []
     for low, sr, truth in zip(shown_low, upsampled, images):
@@ -121,7 +124,9 @@ def sr_preview(config: TrainConfig, model_config: ModelConfig) -> Preview:
             examples = sr_sample_examples(open_training_data(config.data, model_config), count)
         truth, texts = examples
         device = next(ema.parameters()).device
-        return sr_sample_grid(ema, model_config, truth, texts, steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, blur=config.sr_blur, device=device)
+        start = min(config.t_max, DEFAULT_SR_START)  # never above the noise levels the run trains on
+        return sr_sample_grid(ema, model_config, truth, texts, steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, blur=config.sr_blur,
+                              start=start, device=device)
 
     return preview
 
