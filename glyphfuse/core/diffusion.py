@@ -219,10 +219,8 @@ class GaussianDiffusion:
         return f"GaussianDiffusion(schedule={self.config.schedule!r}, prediction={self.prediction!r}, steps={self.num_steps})"
 
     def respace(self, steps: int, up_to: int | None = None) -> "GaussianDiffusion":
-        """The same process restricted to ``steps`` evenly spaced timesteps out of the first
-        ``up_to`` (default: all of them; see :meth:`timesteps_up_to`). Betas are recomputed from
-        the kept alphas_cumprod, so the shorter chain has exactly the same marginals q(x_t|x0) at
-        the kept timesteps."""
+        """The process restricted to ``steps`` evenly spaced timesteps of the first ``up_to`` (default
+        all). Betas come from the kept alphas_cumprod: the same marginals q(x_t|x0) at those steps."""
         up_to = self.num_steps if up_to is None else up_to
         if steps == self.num_steps and up_to == self.num_steps:
             return self
@@ -231,9 +229,7 @@ class GaussianDiffusion:
         return GaussianDiffusion(self.config, alphas_cumprod=abar, timestep_map=self.timestep_map[use].tolist())
 
     def timesteps_up_to(self, fraction: float) -> int:
-        """How many leading timesteps (the least noisy ones) make up ``fraction`` of the schedule,
-        at least 1: 1.0 is all of them. Training with ``t_max`` and sampling from a start image
-        with ``start_fraction`` both count timesteps this way."""
+        """How many leading (least noisy) timesteps make up ``fraction`` of the schedule, at least 1."""
         if not 0.0 < fraction <= 1.0:
             raise GlyphfuseError(f"a fraction of the timesteps must be in (0, 1], got {fraction}")
         return max(1, min(self.num_steps, round(fraction * self.num_steps)))
@@ -295,11 +291,9 @@ class GaussianDiffusion:
         """Timesteps (B,) long, uniform over 0..T-1, or over 0..up_to-1 (the least noisy ones)."""
         return randint(self.num_steps if up_to is None else up_to, batch, generator).to(device)
 
-    def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, t: torch.Tensor | None = None, noise: torch.Tensor | None = None, generator=None,
-                      up_to: int | None = None) -> torch.Tensor:
-        """Per-sample MSE between the network output and its target (eps or v), shape (B,).
-        ``t`` (uniform, over the first ``up_to`` timesteps when given) and ``noise`` are drawn
-        from ``generator`` when not given."""
+    def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, t=None, noise=None, generator=None, up_to: int | None = None) -> torch.Tensor:
+        """Per-sample MSE between the network output and its target (eps or v), shape (B,). ``t``
+        (uniform over the first ``up_to`` timesteps) and ``noise`` come from ``generator`` if not given."""
         batch = x0.shape[0]
         if t is None:
             t = self.sample_timesteps(batch, generator, x0.device, up_to)
@@ -364,8 +358,7 @@ class GaussianDiffusion:
         progress: Callable[[int, int], None] | None = None,
         device: torch.device | str = "cpu",
         initial_noise: torch.Tensor | None = None,
-        start_image: torch.Tensor | None = None,
-        start_fraction: float = 1.0,
+        start_image: torch.Tensor | None = None, start_fraction: float = 1.0,
     ) -> torch.Tensor:
         """Draw samples (B, C, H, W) in [-1, 1] by running ``steps`` denoising steps from noise.
 
@@ -375,23 +368,18 @@ class GaussianDiffusion:
         generator: a torch.Generator or one per sample (dim 0); the only source of randomness.
         dynamic_threshold: Imagen percentile (e.g. 0.995) instead of static clipping of x0.
         progress: called as progress(steps_done, steps_total) after every step.
-        start_image: (B, C, H, W) in [-1, 1], an image to refine instead of pure noise: the chain
-        covers only the first ``start_fraction`` of the timesteps and starts from ``start_image``
-        noised to the top of them (q_sample with noise from ``generator``). Super-resolution
-        starts from the bicubic upsample this way (``SamplingSettings.sr_start``).
+        start_image: (B, C, H, W) to refine instead of pure noise: the chain covers the first
+        ``start_fraction`` of the timesteps, starting from it noised there (SR: the bicubic upsample).
         """
         check_sampler(sampler)
-        if eta < 0:
-            raise GlyphfuseError(f"eta must be >= 0, got {eta}")
-        if eta > 0 and sampler == "dpmpp-2m":
-            raise GlyphfuseError(f"eta is a ddim setting; dpmpp-2m is deterministic (got eta {eta})")
+        if eta < 0 or (eta > 0 and sampler == "dpmpp-2m"):
+            raise GlyphfuseError(f"eta must be >= 0, got {eta}" if eta < 0 else f"eta is a ddim setting; dpmpp-2m is deterministic (got eta {eta})")
         shape = tuple(shape)
         up_to = self.num_steps if start_image is None else self.timesteps_up_to(start_fraction)
         chain = self.respace(min(steps or self.num_steps, up_to), up_to)
         x = initial_noise.to(device=device, dtype=torch.float32) if initial_noise is not None else randn(shape, generator, device)
-        if start_image is not None:
-            top = torch.full((shape[0],), chain.num_steps - 1, dtype=torch.long, device=device)
-            x = chain.q_sample(start_image.to(device=device, dtype=torch.float32), top, x)
+        if start_image is not None:  # noised to the chain's top timestep
+            x = chain.q_sample(start_image.to(device=device, dtype=torch.float32), torch.full((shape[0],), chain.num_steps - 1, device=device), x)
         if sampler == "dpmpp-2m":
 
             def denoise(x_t: torch.Tensor, index: int) -> torch.Tensor:

@@ -204,7 +204,6 @@ class TrainLoop:
         if config.compile:
             self.net = torch.compile(self.net)
         self.diffusion = GaussianDiffusion(self.model_config.diffusion)
-        self.train_timesteps = self.diffusion.timesteps_up_to(self.config.t_max)  # t ~ U{0 .. train_timesteps - 1}
         self.amp_dtype = autocast_dtype(device)
         self.checkpoint_step = self.step if latest is not None else -1  # the step the newest checkpoint holds
         self.result = TrainResult(run_dir=run_dir, step=self.step, checkpoint=latest, model=self.model, ema=self.ema)
@@ -314,7 +313,7 @@ class TrainLoop:
             sync = self.net.no_sync()  # gradients are all-reduced once, after the last micro-batch
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                loss = self.diffusion.training_loss(model_fn, images, generator=noise_generator, up_to=self.train_timesteps).mean()
+                loss = self.diffusion.training_loss(model_fn, images, generator=noise_generator, up_to=self.diffusion.timesteps_up_to(config.t_max)).mean()
             (loss / config.grad_accum).backward()
         return loss.detach().float() / config.grad_accum
 
