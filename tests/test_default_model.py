@@ -44,6 +44,8 @@ def test_info_names_the_default_model_and_its_recipe():
     card = read_model_card(sampling.default_checkpoint_dir())
     assert "default model" in result.output and card["recipe"] in result.output
     assert "measured scores" in result.output
+    if sampling.packaged_sr_dir() is not None:  # a packaged cascade names its SR stage
+        assert "its SR stage" in result.output and "--no-sr" in result.output
 
 
 def test_card_states_the_domain_and_sample_warns_outside_it(tmp_path):
@@ -69,3 +71,36 @@ def test_domain_warning_needs_a_card(tmp_path):
     config = micro_config()
     save_checkpoint(tmp_path / "ckpt", random_model(config), config)
     assert sampling.domain_warning("anything at all, 100% outside", tmp_path / "ckpt") is None
+
+
+def test_lines128_card_copies_every_score_from_the_eval_reports(tmp_path):
+    # the recipe's card script on made-up reports: each figure lands in the card, none is typed in
+    import json
+    import subprocess
+    import sys
+
+    def report(image_size, exact, n=1, candidates=1):
+        settings = {"n": n, "candidates": candidates, "sampler": "ddim", "steps": 8, "image_size": image_size, "sr_start": 0.05}
+        return {"settings": settings, "model": {"summary": {"cer": 1 - exact, "exact": exact, "exact_ci": exact}}}
+
+    for number, name in enumerate(("cased", "signs", "alnum", "readme", "original")):
+        (tmp_path / f"eval_{name}.json").write_text(json.dumps(report(128, 0.10 + number / 100)))
+        (tmp_path / f"eval_{name}_sr.json").write_text(json.dumps(report(256, 0.50 + number / 100)))
+        ceiling = {"ground_truth": {"summary": {"n": 200, "cer": 0.0, "exact": 0.9, "exact_ci": 0.95}}}
+        (tmp_path / f"ceiling256_{name}.json").write_text(json.dumps(ceiling))
+    (tmp_path / "eval_original_c8_sr.json").write_text(json.dumps(report(256, 0.75, n=4, candidates=8)))
+    bench = {"cased": {"n": 126, "base": {"exact": 0.9, "cer": 0.0, "sharpness": 0.5},
+                       "bicubic": {"exact": 0.9, "cer": 0.0, "sharpness": 0.59}, "sr@0.05": {"exact": 0.92, "cer": 0.0, "sharpness": 0.62}}}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    card_path = tmp_path / "card.json"
+    done = subprocess.run([sys.executable, str(REPO / "examples/recipes/lines128_card.py"), str(tmp_path), str(card_path),
+                           "--base-images", "b", "--sr-images", "s", "--status", "st", "--bench-sr", str(tmp_path / "bench.json")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    card = json.loads(card_path.read_text())
+    rows = {(row["prompts"].split(":")[0], row["stage"]): row for row in card["scores"]}
+    assert rows[("signs", "cascade, 256 px")]["exact"] == 0.51 and rows[("signs", "base alone, 128 px (--no-sr)")]["exact"] == 0.11
+    assert "SR from 0.05" in rows[("signs", "cascade, 256 px")]["steps"]
+    assert rows[("original, best of 8 candidates by OCR", "cascade, 256 px")]["candidates"] == 8
+    assert card["status"] == "st" and card["training"] == ["base: b", "SR: s"]
+    assert card["sr_effect"] == ["cased (126 prompts), exact / edge sharpness: bicubic 0.900 / 0.590, sr@0.05 0.920 / 0.620"]

@@ -98,8 +98,11 @@ package)
     # the card, from the eval reports of both eval runs (base alone, and EVAL_SR): every score is
     # copied, none typed; then both exports into the package (glyphfuse/default_model/ and its sr/)
     base=${PACKAGE_BASE:?PACKAGE_BASE=exports/lines128-...} sr=${PACKAGE_SR:?PACKAGE_SR=exports/lines256-sr-...}
-    "${PYTHON:-python}" examples/recipes/lines128_card.py "$work" "$work/card.json" \
-        --base-images "${BASE_TRAINING:?one line: what the base training was}" --sr-images "${SR_TRAINING:?one line: what the SR training was}"
+    # (BENCH_SR: benchmarks/bench_sr.py --json on the same exports, to show what the SR adds)
+    bench=(); [ -z "${BENCH_SR:-}" ] || bench=(--bench-sr "$BENCH_SR")
+    "${PYTHON:-python}" examples/recipes/lines128_card.py "$work" "$work/card.json" "${bench[@]}" \
+        --base-images "${BASE_TRAINING:?one line: what the base training was}" --sr-images "${SR_TRAINING:?one line: what the SR training was}" \
+        --status "${STATUS:?one line: which bars the cascade meets and which not}"
     "${PYTHON:-python}" examples/recipes/package_default_model.py "$base" "$work/card.json" --sr "$sr" --dtype float16
     ;;
 *)

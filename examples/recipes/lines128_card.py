@@ -1,11 +1,13 @@
 """Write the model card of the packaged lines128 -> lines256 cascade from the recipe's eval reports.
 
-    python examples/recipes/lines128_card.py WORK_DIR OUT_CARD_JSON --base-images N --sr-images N
+    python examples/recipes/lines128_card.py WORK_DIR OUT_CARD_JSON --base-images TEXT --sr-images TEXT --status TEXT [--bench-sr FILE]
 
 WORK_DIR is the recipe's work folder after `lines128.sh eval` ran twice (without and with
 EVAL_SR): eval_SET.json (the 128 px base alone), eval_SET_sr.json (the cascade, 256 px),
 ceiling256_SET.json (tesseract on real 256 px renderings) and eval_original_c8_sr.json. Every
-score in the card is copied from those reports; nothing is typed in by hand.
+score in the card is copied from those reports; nothing is typed in by hand. With --bench-sr (the
+--json of benchmarks/bench_sr.py on the same exports) the card also shows what the SR adds: exact
+and edge sharpness of the same base samples resized bicubically and upsampled by the SR model.
 """
 
 from __future__ import annotations
@@ -31,9 +33,23 @@ def read_report(path: Path) -> dict:
 
 def model_row(report: dict, label: str, stage: str) -> dict:
     settings, summary = report["settings"], report["model"]["summary"]
+    steps = f"{settings['sampler']} {settings['steps']} (default)"
+    if settings["image_size"] > 128:  # the cascade: where its SR chain started
+        steps += f", SR from {settings['sr_start']:g} of the noise"
     return {"prompts": label, "stage": stage, "n": settings["n"], "candidates": settings["candidates"],
-            "steps": f"{settings['sampler']} {settings['steps']} (default)", "image_size": settings["image_size"],
+            "steps": steps, "image_size": settings["image_size"],
             "cer": round(summary["cer"], 3), "exact": round(summary["exact"], 3), "exact_ci": round(summary["exact_ci"], 3)}
+
+
+def sr_effect_rows(bench: dict) -> list[str]:
+    """bench_sr.py's figures, a line per prompt set: the same base samples resized bicubically and
+    upsampled by the SR model from each start, as exact / edge sharpness."""
+    rows = []
+    for name, figures in bench.items():
+        ways = [way for way in figures if way == "bicubic" or way.startswith("sr@")]
+        cells = ", ".join(f"{way} {figures[way]['exact']:.3f} / {figures[way]['sharpness']:.3f}" for way in ways)
+        rows.append(f"{name} ({figures['n']} prompts), exact / edge sharpness: {cells}")
+    return rows
 
 
 def ceiling_row(report: dict, name: str) -> dict:
@@ -49,6 +65,8 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--base-images", required=True, help="what the base training was, one line")
     parser.add_argument("--sr-images", required=True, help="what the SR training was, one line")
+    parser.add_argument("--status", required=True, help="one line: which bars the cascade meets and which it does not")
+    parser.add_argument("--bench-sr", type=Path, help="benchmarks/bench_sr.py --json output on the same exports")
     args = parser.parse_args()
 
     scores = []
@@ -75,8 +93,11 @@ def main() -> None:
         "data": "synth-fonts --recipe lines128: 150,000 images at 128 px (base) and 60,000 at 256 px (SR); words in three "
                 "casings, sign numbers, punctuation, 35 % random letter-and-digit strings; no held-out token",
         "training": [f"base: {args.base_images}", f"SR: {args.sr_images}"],
+        "status": args.status,
         "scores": scores,
     }
+    if args.bench_sr is not None:
+        card["sr_effect"] = sr_effect_rows(read_report(args.bench_sr))
     args.out.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({len(scores)} scores)")
 

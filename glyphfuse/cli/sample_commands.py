@@ -118,7 +118,7 @@ def info(
     """
     from glyphfuse.core import checkpoint as ckpt
     from glyphfuse.core.config import PRESETS, get_preset
-    from glyphfuse.sampling.generation import DEFAULT_MODEL_DIR, default_checkpoint_dir
+    from glyphfuse.sampling.generation import DEFAULT_MODEL_DIR, default_checkpoint_dir, packaged_sr_dir
 
     def describe(configs: dict) -> dict:
         return {name: (dict(ckpt.config_rows(cfg)), ckpt.parameter_counts(cfg)) for name, cfg in configs.items()}
@@ -131,6 +131,11 @@ def info(
         try:
             checkpoint = default_checkpoint_dir()
             out.print(f"[bold]default model[/] (used when --checkpoint is not given): {escape(str(checkpoint))}")
+            sr_dir = packaged_sr_dir()
+            if sr_dir is not None:
+                sr_config = ckpt.load_checkpoint_config(sr_dir)
+                out.print(f"[bold]its SR stage[/] ({sr_config.name}, {sr_config.low_res_size} -> {sr_config.image_size} px; "
+                          f"sample, eval and serve run it, --no-sr skips it): {escape(str(sr_dir))}")
         except GlyphfuseError:
             out.print(f"no default model installed ({DEFAULT_MODEL_DIR} is empty)")
     if checkpoint is not None:

@@ -87,7 +87,8 @@ def domain_warning(prompt: str, checkpoint_dir: str | Path | None = None) -> str
         problems.append(f"a line of {max(map(len, lines))} characters (at most {most})")
     if not problems:
         return None
-    return f"the prompt is outside what this model was trained to write ({'; '.join(problems)}): {domain.get('summary', 'see glyphfuse info')}. Sampling anyway."
+    # short enough for one terminal line: the card's full summary is one `glyphfuse info` away
+    return f"the prompt is outside what this model was trained to write ({'; '.join(problems)}); its domain: glyphfuse info. Sampling anyway."
 
 
 def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, low_res: torch.Tensor | None = None, autocast: torch.dtype | None = None) -> Callable:
