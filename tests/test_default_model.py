@@ -1,5 +1,8 @@
 """The packaged default model: it ships, loads, samples without --checkpoint, and carries its card."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +78,6 @@ def test_domain_warning_needs_a_card(tmp_path):
 
 def test_lines128_card_copies_every_score_from_the_eval_reports(tmp_path):
     # the recipe's card script on made-up reports: each figure lands in the card, none is typed in
-    import json
-    import subprocess
-    import sys
-
     def report(image_size, exact, n=1, candidates=1):
         settings = {"n": n, "candidates": candidates, "sampler": "ddim", "steps": 8, "image_size": image_size, "sr_start": 0.05}
         return {"settings": settings, "model": {"summary": {"cer": 1 - exact, "exact": exact, "exact_ci": exact}}}

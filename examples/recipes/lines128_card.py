@@ -31,10 +31,10 @@ def read_report(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def model_row(report: dict, label: str, stage: str) -> dict:
+def model_row(report: dict, label: str, stage: str, *, cascade: bool) -> dict:
     settings, summary = report["settings"], report["model"]["summary"]
     steps = f"{settings['sampler']} {settings['steps']} (default)"
-    if settings["image_size"] > 128:  # the cascade: where its SR chain started
+    if cascade:  # where its SR chain started
         steps += f", SR from {settings['sr_start']:g} of the noise"
     return {"prompts": label, "stage": stage, "n": settings["n"], "candidates": settings["candidates"],
             "steps": steps, "image_size": settings["image_size"],
@@ -71,10 +71,10 @@ def main() -> None:
 
     scores = []
     for name, label in SETS.items():
-        scores.append(model_row(read_report(args.work / f"eval_{name}_sr.json"), f"{name}: {label}", "cascade, 256 px"))
-        scores.append(model_row(read_report(args.work / f"eval_{name}.json"), f"{name}: {label}", "base alone, 128 px (--no-sr)"))
+        scores.append(model_row(read_report(args.work / f"eval_{name}_sr.json"), f"{name}: {label}", "cascade, 256 px", cascade=True))
+        scores.append(model_row(read_report(args.work / f"eval_{name}.json"), f"{name}: {label}", "base alone, 128 px (--no-sr)", cascade=False))
         scores.append(ceiling_row(read_report(args.work / f"ceiling256_{name}.json"), name))
-    scores.append(model_row(read_report(args.work / "eval_original_c8_sr.json"), "original, best of 8 candidates by OCR", "cascade, 256 px"))
+    scores.append(model_row(read_report(args.work / "eval_original_c8_sr.json"), "original, best of 8 candidates by OCR", "cascade, 256 px", cascade=True))
 
     card = {
         "name": "lines128-cascade-cpu",
