@@ -44,8 +44,8 @@ def bare_images_per_s(preset: str, batch_size: int, warmup: int, steps: int, dat
     config = get_preset(preset)
     dataset = ImageTextDataset(data, config.image_size, config.channels)
     items = [dataset[i] for i in range(batch_size)]
-    images = torch.stack([image for image, _ in items])
-    text = tokenize([t for _, t in items], config.text.max_length, max_lines=config.text.max_lines)
+    images = torch.stack([image for image, _, _ in items])
+    text = tokenize([t for _, t, _ in items], config.text.max_length, max_lines=config.text.max_lines)
     torch.manual_seed(0)
     model = GlyphModel(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -33,7 +33,8 @@ from glyphfuse import __version__
 from glyphfuse.ocr import tesseract
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import write_bytes_atomic
-from glyphfuse.data.imagefolder import encode_png
+from glyphfuse.core.controls import SceneControls
+from glyphfuse.data.imagefolder import encode_png, scan_image_folder
 from glyphfuse.ocr.metrics import cer, exact, summarize
 from glyphfuse.sampling.pipeline import PipelineResult, load_models, sample_many
 from glyphfuse.data.prompts import PROMPT_SETS, load_prompts, prompt_set_text  # noqa: F401 (the eval API)
@@ -89,18 +90,44 @@ def evaluate_model(
     if n < 1:
         raise GlyphfuseError(f"eval: -n must be at least 1, got {n}")
     jobs = [prompt for prompt in prompts for _ in range(n)]
+    kinds = balanced_kinds(base_config, settings, len(jobs))
     results = sample_many(
         jobs, settings, base_model=base_model, base_config=base_config, sr_model=sr_model, sr_config=sr_config,
         device=device, ocr=True, ocr_processes=ocr_processes, show_progress=show_progress,
+        controls=None if kinds is None else [SceneControls(kind, *_colors(settings)) for kind in kinds],
     )
     if images_dir is not None:
         for j, result in enumerate(results):
             write_bytes_atomic(Path(images_dir) / f"p{j // n:03d}_s{j % n}.png", encode_png(result.image))
-    return _model_report(prompts, results, n, settings)
+    return _model_report(prompts, results, n, settings, kinds)
 
 
-def _model_report(prompts: list[str], results: list[PipelineResult], n: int, settings: SamplingSettings) -> dict:
-    """The ``{"summary", "prompts"}`` report of :func:`evaluate_model` from its pipeline results."""
+def balanced_kinds(config, settings: SamplingSettings, jobs: int) -> list[str] | None:
+    """A colour model's scene kind of each eval job: the asked ``--style``, else the model's kinds
+    in turn (job j gets kinds[j % K]), so that every kind is scored on the same number of
+    samples; None for a grey model."""
+    if not config.scene_kinds:
+        return None
+    if settings.style is not None:
+        return [settings.style] * jobs
+    return [config.scene_kinds[j % len(config.scene_kinds)] for j in range(jobs)]
+
+
+def _colors(settings: SamplingSettings) -> tuple:
+    controls = settings.controls()
+    return controls.text_color, controls.background_color
+
+
+def _by_kind(rows: Sequence[dict]) -> dict:
+    """{kind: summary} of the rows that carry a "kind" (colour scenes); {} when none does."""
+    kinds = list(dict.fromkeys(row["kind"] for row in rows if row.get("kind")))
+    return {kind: _summary([row for row in rows if row.get("kind") == kind]) for kind in kinds}
+
+
+def _model_report(prompts: list[str], results: list[PipelineResult], n: int, settings: SamplingSettings,
+                  kinds: list[str] | None = None) -> dict:
+    """The ``{"summary", "prompts"}`` report of :func:`evaluate_model` from its pipeline results
+    (colour models: each sample's ``kind`` and a ``by_kind`` summary too)."""
     prompt_rows, all_samples = [], []
     for p, prompt in enumerate(prompts):
         samples = []
@@ -110,10 +137,15 @@ def _model_report(prompts: list[str], results: list[PipelineResult], n: int, set
             samples.append({"prompt": prompt, "sample": k, "seed": settings.seed + j * settings.candidates,
                             "candidate": result.chosen_index, "stage": result.stage,
                             **_score_row(prompt, result.ocr_text, result.similarity)})
+            if kinds is not None:
+                samples[-1]["kind"] = kinds[j]
         all_samples += samples
         prompt_rows.append({"prompt": prompt, **_summary(samples), "samples": [
             {key: value for key, value in sample.items() if key != "prompt"} for sample in samples]})
-    return {"summary": _summary(all_samples), "prompts": prompt_rows}
+    report = {"summary": _summary(all_samples), "prompts": prompt_rows}
+    if kinds is not None:
+        report["by_kind"] = _by_kind(all_samples)
+    return report
 
 
 def evaluate_ground_truth(folder: str | Path, processes: int | None = None) -> dict:
@@ -121,7 +153,15 @@ def evaluate_ground_truth(folder: str | Path, processes: int | None = None) -> d
     with the same OCR: ``{"folder", "summary", "rows"}``, the OCR ceiling at that image size."""
     rows = rank_folder(folder, processes=processes)
     rows.sort(key=lambda row: row["file"])
-    return {"folder": str(folder), "summary": _summary(rows), "rows": rows}
+    examples, _ = scan_image_folder(folder)
+    kinds = {example.image_path.relative_to(folder).as_posix(): example.controls.kind for example in examples if example.controls}
+    for row in rows:
+        if kinds.get(row["file"]):
+            row["kind"] = kinds[row["file"]]
+    report = {"folder": str(folder), "summary": _summary(rows), "rows": rows}
+    if kinds:
+        report["by_kind"] = _by_kind(rows)
+    return report
 
 
 def report_json(report: dict) -> str:

@@ -3,7 +3,7 @@
 #   1. the tesseract OCR binary and, for the browser test, chromium + chromedriver (apt-get, only
 #      when they are missing),
 #   2. a virtual environment with torch (the pinned CPU build first), then glyphfuse with its
-#      test and serve extras.
+#      test, serve and scenes (RapidOCR for colour pictures) extras.
 # Usage: scripts/setup.sh [VENV_DIR]   (default .venv)
 set -euo pipefail
 venv="${1:-.venv}"
@@ -44,7 +44,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     if ! "$py" -c "import torch" >/dev/null 2>&1; then
         "$py" -m pip install -q torch==2.13.0 || "$py" -m pip install -q "torch>=2.1,<2.15"
     fi
-    "$py" -m pip install -q -e ".[test,serve]"
+    "$py" -m pip install -q -e ".[test,serve,scenes]"
     touch "$stamp"
 fi
 echo "setup: ready ($("$py" -c 'import torch, glyphfuse; print("glyphfuse", glyphfuse.__version__, "torch", torch.__version__)'))"

@@ -39,3 +39,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def micro_scene_config(name: str = "tiny-scenes") -> ModelConfig:
+    """micro_config in RGB with every scene control (kind, text and background colour)."""
+    from glyphfuse.core.controls import SCENE_KINDS
+
+    config = micro_config(name)
+    config.channels = 3
+    config.scene_kinds = SCENE_KINDS
+    config.unet = dataclasses.replace(config.unet, in_channels=3, out_channels=3)
+    return config

@@ -89,7 +89,8 @@ def test_dataset_skips_truncated_png_at_load_time_with_message(tmp_path, caplog)
     assert any("broken.png" in record.getMessage() and "corrupt" in record.getMessage() for record in caplog.records)
     assert sum("broken.png" in p for p in dataset.problems) == 1  # reported once, even when asked again
     assert again[1] != "broken" and items[broken][1] != "broken"
-    for image, text in items:
+    for image, text, controls in items:
+        assert controls is None  # a grey folder has no scene controls
         assert image.shape == (1, 16, 16) and image.dtype == torch.float32
         assert -1.0 <= image.min() and image.max() <= 1.0 and text.startswith("text ")
 

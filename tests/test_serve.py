@@ -1,13 +1,15 @@
 """`glyphfuse serve`: the API (starlette's TestClient), its checks, the worker and its queue, and
 a real uvicorn server on a free port for what needs sockets (concurrency, 503, a client leaving).
 
-A micro 16 px model with random weights, 2 steps on the CPU; OCR is a fake reader (its text is
-known, tesseract need not run), as in tests/test_pipeline.py.
+A micro 16 px model with random weights, 2 steps on the CPU (and its RGB variant with scene
+controls, for style/text_color/background_color); OCR is a fake reader (its text is known,
+tesseract need not run), as in tests/test_pipeline.py.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import socket
@@ -27,13 +29,14 @@ from PIL import Image
 from glyphfuse import cli
 from glyphfuse import serve as serve_package
 from glyphfuse.core.checkpoint import CARD_NAME, save_checkpoint
+from glyphfuse.core.controls import SCENE_KINDS
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.ocr import tesseract
 from glyphfuse.sampling import pipeline
 from glyphfuse.sampling.settings import SamplingSettings
 from glyphfuse.serve import server
 from glyphfuse.serve.app import create_app
-from glyphfuse.serve.checks import MAX_JSON_SEED, Limits
+from glyphfuse.serve.checks import MAX_JSON_SEED, BadRequest, Limits, check_sample_request
 from glyphfuse.serve.worker import Job, QueueFull, SamplingWorker
 from helpers import micro_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
 
@@ -59,6 +62,27 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(checkpoint):
     return pipeline.load_models(checkpoint, device="cpu")
+
+
+def scene_config(name: str = "micro16rgb", kinds: tuple[str, ...] = SCENE_KINDS):
+    """The micro model in RGB with scene controls (a micro scenes128)."""
+    config = micro_config(name)
+    return dataclasses.replace(config, channels=3, scene_kinds=kinds,
+                               unet=dataclasses.replace(config.unet, in_channels=3, out_channels=3))
+
+
+@pytest.fixture(scope="module")
+def scene_checkpoint(tmp_path_factory):
+    config = scene_config()
+    folder = tmp_path_factory.mktemp("serve-scenes") / "ckpt"
+    save_checkpoint(folder, random_model(config, 2), config)
+    return folder
+
+
+@pytest.fixture
+def scene_client(scene_checkpoint):
+    with TestClient(create_app(pipeline.load_models(scene_checkpoint, device="cpu"), scene_checkpoint, queue_size=4)) as test_client:
+        yield test_client
 
 
 @pytest.fixture(autouse=True)
@@ -176,6 +200,9 @@ BAD_REQUESTS = [
     ({"prompt": "ab", "guidance": -1}, 400, "guidance must be between 0 and 20"),
     ({"prompt": "ab", "guidance": 1000}, 400, "guidance must be between 0 and 20"),
     ({"prompt": "ab", "guidance": "3"}, 400, "guidance must be a number"),
+    ({"prompt": "ab", "style": "sign"}, 400, "model 'micro16' has no scene controls"),  # a grey model
+    ({"prompt": "ab", "text_color": "red", "style": None}, 400, "has no scene controls (style, text_color, background_color)"),
+    ({"prompt": "ab", "background_color": "#ffffff"}, 400, "leave out background_color"),
     (b'{"prompt": "' + b"a" * 20000 + b'"}', 413, "larger than 16384 bytes"),
 ]
 
@@ -185,8 +212,72 @@ def test_bad_input_is_refused_with_a_reason(client, body, status, reason):
     response = post(client, body)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
-    assert reason in response.json()["error"]
+    assert reason in response.json()["error"] and "\n" not in response.json()["error"]
     assert client.app.state.worker.served == 0  # refused before anything was queued
+
+
+def test_a_grey_model_takes_null_scene_controls(client):
+    answer = post(client, {"prompt": "ab", "steps": 1, "style": None, "text_color": None, "background_color": None}).json()
+    assert (answer["settings"]["style"], answer["settings"]["text_color"], answer["settings"]["background_color"]) == (None, None, None)
+
+
+# -- a colour scene model: style, text_color, background_color ------------------------------------
+
+
+def test_a_colour_model_takes_scene_controls_and_the_answer_records_them(scene_client):
+    model = scene_client.get("/api/model").json()
+    assert model["scene_kinds"] == list(SCENE_KINDS) and model["channels"] == 3
+    body = {"prompt": "ab", "seed": 3, "steps": STEPS, "style": "sign", "text_color": "white", "background_color": "#C81E1E"}
+    answer = post(scene_client, body).json()
+    image = decode_png(answer)
+    assert image.mode == "RGB" and image.size == (16, 16)
+    settings = answer["settings"]
+    assert (settings["style"], settings["text_color"], settings["background_color"]) == ("sign", "white", "#C81E1E")
+    assert post(scene_client, body).json()["image_png_base64"] == answer["image_png_base64"]  # same request: same image
+    other = post(scene_client, {**body, "style": "paper"}).json()
+    assert other["settings"]["style"] == "paper" and other["image_png_base64"] != answer["image_png_base64"]
+    free = post(scene_client, {"prompt": "ab", "seed": 3, "steps": STEPS, "text_color": " #00ff00\n"}).json()  # kind drawn at random
+    assert (free["settings"]["style"], free["settings"]["text_color"], free["settings"]["background_color"]) == (None, "#00ff00", None)
+
+
+def test_the_colour_answer_is_the_image_glyphfuse_sample_writes(scene_client, scene_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    answer = post(scene_client, {"prompt": "ab", "seed": 4, "steps": STEPS, "style": "caption", "background_color": "navy"}).json()
+    out = tmp_path / "x.png"
+    result = CliRunner().invoke(cli.app, ["sample", "ab", "-o", str(out), "-c", str(scene_checkpoint), "--seed", "4", "--steps", str(STEPS),
+                                          "--style", "caption", "--background-color", "navy", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert decode_png(answer).tobytes() == Image.open(out).convert("RGB").tobytes()
+
+
+BAD_SCENE_REQUESTS = [
+    ({"style": "poster"}, 'unknown style "poster"; choose one of: plain, gradient, sign, caption, paper, screen'),
+    ({"style": ""}, 'unknown style ""'),
+    ({"style": "x" * 5000}, "unknown style \"" + "x" * 32 + '"...;'),  # not echoed whole
+    ({"style": 3}, "style must be a string or null, got 3"),
+    ({"text_color": "reddish"}, 'text_color "reddish" is neither #RRGGBB nor a colour name (beige, black, '),
+    ({"text_color": "#12345"}, 'text_color "#12345" is neither #RRGGBB'),
+    ({"background_color": "#gg0000"}, 'background_color "#gg0000" is neither #RRGGBB'),
+    ({"background_color": ["#ff0000"]}, 'background_color must be a string or null, got ["#ff0000"]'),
+    ({"text_color": "red\nblue"}, 'text_color "red\\nblue" is neither'),
+]
+
+
+@pytest.mark.parametrize("fields, reason", BAD_SCENE_REQUESTS, ids=range(len(BAD_SCENE_REQUESTS)))
+def test_bad_scene_controls_are_refused_with_one_line(scene_client, fields, reason):
+    response = post(scene_client, {"prompt": "ab", "steps": 1, **fields})
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]
+    assert reason in message and "\n" not in message and len(message) < 400
+    assert scene_client.app.state.worker.served == 0
+
+
+def test_a_style_the_model_does_not_draw_is_refused_before_sampling():
+    config = scene_config("two-kinds", ("plain", "sign"))
+    with pytest.raises(BadRequest, match="unknown style \"paper\"; choose one of: plain, sign "):
+        check_sample_request({"prompt": "ab", "style": "paper"}, config, Limits())
+    assert check_sample_request({"prompt": "ab", "style": "sign"}, config, Limits()).settings.style == "sign"
 
 
 def test_not_json_wrong_method_and_unknown_path_answer_json_errors(client):
@@ -203,6 +294,7 @@ def test_the_model_card_and_limits(client):
     assert model["image_size"] == 16 and model["channels"] == 1 and model["super_resolution"] is None
     assert model["domain"]["summary"] == "lowercase letters" and model["card"]["name"] == "micro-card"
     assert model["max_text_tokens"] == 48
+    assert model["scene_kinds"] == []  # a grey model: no scene controls
     assert model["limits"]["candidates"] == Limits().candidates and model["limits"]["queue_size"] == 4
     assert model["defaults"]["steps"] == SamplingSettings().steps
 
@@ -212,7 +304,9 @@ def test_the_page_is_self_contained(client):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
     for element in ('id="prompt"', 'id="candidates"', 'id="seed"', 'id="steps"', 'id="guidance"', 'id="result-image"',
-                    'id="ocr-text"', 'id="similarity"', 'id="warning"', 'id="history"', 'id="progress"', "image-rendering: pixelated"):
+                    'id="ocr-text"', 'id="similarity"', 'id="warning"', 'id="history"', 'id="progress"', "image-rendering: pixelated",
+                    'id="scene" hidden', 'id="style"', 'id="text-color" type="color"', 'id="text-color-any" type="checkbox" checked',
+                    'id="background-color" type="color"', 'id="background-color-any" type="checkbox" checked'):
         assert element in page
     assert "http://" not in page and "https://" not in page  # nothing from the network
     assert "default-src 'none'" in response.headers["content-security-policy"]

@@ -1,5 +1,5 @@
-"""`glyphfuse serve` end to end: the real command on a micro checkpoint, the real page in headless
-Debian Chromium (selenium), real tesseract.
+"""`glyphfuse serve` end to end: the real command on a micro checkpoint (grey, and RGB with scene
+controls), the real page in headless Debian Chromium (selenium), real tesseract.
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup.sh installs them with apt-get);
 without them the test fails and says so. Selenium is given both paths, so selenium-manager never
@@ -8,6 +8,8 @@ runs (it would try to download a browser).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import queue
 import signal
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from glyphfuse.core.checkpoint import save_checkpoint
+from glyphfuse.core.controls import SCENE_KINDS
 from helpers import micro_config, random_model
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -67,25 +70,46 @@ def chromium(profile: Path):
     return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
 
 
-def test_the_page_draws_a_prompt_typed_and_entered(tmp_path, monkeypatch):
+@contextlib.contextmanager
+def served_page(config, tmp_path: Path, monkeypatch):
+    """``glyphfuse serve`` on a random micro checkpoint of ``config`` and Chromium on its page;
+    yields (driver, the server's output lines); Ctrl-C at the end, which must stop it cleanly."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
     if missing:
         pytest.fail(f"the browser test needs Debian's Chromium: {', '.join(missing)} missing; "
                     "install it with: apt-get install -y chromium chromium-driver (scripts/setup.sh does)")
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
-
     monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager, should anything call it: no network
-    config = micro_config("micro16")
     save_checkpoint(tmp_path / "ckpt", random_model(config), config)
     process, url, lines = start_server(tmp_path / "ckpt")
     driver = None
     try:
         driver = chromium(tmp_path / "chromium-profile")
         driver.get(url)
+        yield driver, lines
+    finally:
+        if driver is not None:
+            driver.quit()
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            code = process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = "killed"
+        time.sleep(0.1)  # the reader thread takes the last lines
+    output = "\n".join(lines)
+    assert code == 0, output
+    assert "glyphfuse serve: stopped" in output and "Traceback" not in output
+
+
+def test_the_page_draws_a_prompt_typed_and_entered(tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with served_page(micro_config("micro16"), tmp_path, monkeypatch) as (driver, lines):
         wait = WebDriverWait(driver, DRAW_S)
         wait.until(lambda d: d.find_element(By.ID, "model-name").text.startswith("micro16"))  # /api/model answered
+        assert not driver.find_element(By.ID, "scene").is_displayed()  # a grey model: no scene controls
         prompt = driver.find_element(By.ID, "prompt")
         prompt.send_keys("ab")
         prompt.send_keys(Keys.SHIFT, Keys.ENTER)  # a line break, not a submit
@@ -102,19 +126,39 @@ def test_the_page_draws_a_prompt_typed_and_entered(tmp_path, monkeypatch):
         assert driver.find_element(By.ID, "ocr-text").text != ""
         assert driver.find_element(By.ID, "result-prompt").text == "ab\ncd"
         assert driver.find_element(By.ID, "seed-used").text.split()[0].isdigit()
+        assert not driver.find_element(By.ID, "scene-used").is_displayed()
         assert len(driver.find_elements(By.CSS_SELECTOR, "#history li")) == 1
         assert driver.find_element(By.ID, "error").is_displayed() is False
-    finally:
-        if driver is not None:
-            driver.quit()
-        process.send_signal(signal.SIGINT)  # Ctrl-C
-        try:
-            code = process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = "killed"
-        time.sleep(0.1)  # the reader thread takes the last lines
-    output = "\n".join(lines)
-    assert code == 0, output
-    assert "glyphfuse serve: stopped" in output and "Traceback" not in output
-    assert any(line.startswith("sampled 'ab\\ncd'") for line in lines), output
+    assert any(line.startswith("sampled 'ab\\ncd'") for line in lines), "\n".join(lines)
+
+
+def test_a_colour_model_shows_its_scene_controls_and_sends_them(tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    config = micro_config("micro16rgb")
+    config = dataclasses.replace(config, channels=3, scene_kinds=SCENE_KINDS,
+                                 unet=dataclasses.replace(config.unet, in_channels=3, out_channels=3))
+    with served_page(config, tmp_path, monkeypatch) as (driver, lines):
+        wait = WebDriverWait(driver, DRAW_S)
+        wait.until(lambda d: d.find_element(By.ID, "scene").is_displayed())  # /api/model listed scene_kinds
+        style = Select(driver.find_element(By.ID, "style"))
+        assert [option.get_attribute("value") for option in style.options] == ["", *SCENE_KINDS]  # "" = any
+        assert style.first_selected_option.text.startswith("any")
+        for name in ("text-color", "background-color"):
+            assert driver.find_element(By.ID, name).get_attribute("type") == "color"
+            assert driver.find_element(By.ID, f"{name}-any").is_selected()  # not given until picked
+        style.select_by_value("sign")
+        # a colour picked (the native dialog cannot be driven; set the value and fire its input event)
+        driver.execute_script("const c = document.getElementById('text-color'); c.value = '#ff0000';"
+                              "c.dispatchEvent(new Event('input', {bubbles: true}));")
+        assert not driver.find_element(By.ID, "text-color-any").is_selected()
+        driver.find_element(By.ID, "prompt").send_keys("ab")
+        driver.find_element(By.ID, "seed").send_keys("5")
+        driver.find_element(By.ID, "draw").click()
+        wait.until(lambda d: d.find_element(By.ID, "result-image").is_displayed() or d.find_element(By.ID, "error").is_displayed())
+        assert not driver.find_element(By.ID, "error").is_displayed(), driver.find_element(By.ID, "error").text
+        assert driver.execute_script("return arguments[0].naturalWidth", driver.find_element(By.ID, "result-image")) == 16
+        # the answer's settings, as the page shows them
+        assert driver.find_element(By.ID, "scene-used").text == "style sign, text #ff0000, background any"
+    assert any(line.startswith("sampled 'ab' seed 5 x1 style sign text color #ff0000 in") for line in lines), "\n".join(lines)

@@ -18,7 +18,7 @@ from glyphfuse.cli.app import app, console
 def synth_fonts(
     out_dir: Path = typer.Argument(..., help="Folder to write NAME.png + NAME.txt + metadata.jsonl into (must be empty or new)."),
     count: int = typer.Option(1000, "--count", "-n", help="Number of images."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="Named data recipe: lines128 (the cascade's base data), lines64, words32, full. The options below override its settings."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Named data recipe: lines128 (the grey cascade's base data), scenes128 (the same text in colour scenes), lines64, words32, full. The options below override its settings."),
     size: Optional[int] = typer.Option(None, "--size", help="Image width and height in px (default: the recipe's, else 128)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files for any --workers."),
     workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
@@ -36,6 +36,8 @@ def synth_fonts(
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Tokens per line, MIN-MAX (e.g. 1-2)."),
     string_length: Optional[str] = typer.Option(None, "--string-length", help="Length of the random strings, MIN-MAX (default 2-8)."),
     line_chars: Optional[int] = typer.Option(None, "--line-chars", help="Most characters a line (default: whatever fits the canvas)."),
+    kinds: Optional[str] = typer.Option(None, "--kinds", help="Colour scenes of these kinds, comma-separated: plain, gradient, sign, caption, paper, screen (scenes128: all six)."),
+    backgrounds: Optional[Path] = typer.Option(None, "--backgrounds", help="Folder of your own photos and textures for the scene kinds (default: the repository's backgrounds/); unusable files are skipped and named."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow a non-empty OUT_DIR; its old .png/.txt/metadata.jsonl are removed."),
     no_progress: bool = options.NO_PROGRESS,
 ) -> None:
@@ -54,6 +56,10 @@ def synth_fonts(
       glyphfuse synth-fonts data/mine --size 64 --charset letters --lines 1-3
 
       glyphfuse synth-fonts data/own --text-file my_lines.txt --color
+
+      glyphfuse synth-fonts data/scenes --recipe scenes128 --count 100000 -j 2
+
+      glyphfuse synth-fonts data/mine --recipe scenes128 --kinds sign,caption --backgrounds ~/Pictures
     """
     from glyphfuse.data.synth import SynthStyle, get_data_recipe, parse_range, synthesize
 
@@ -64,9 +70,15 @@ def synth_fonts(
         string_length=parse_range(string_length, "--string-length") if string_length else None,
         font_px=parse_range(font_size, "--font-size") if font_size else None,
         fonts=tuple(font) if font else None, line_chars=line_chars,
+        scene_kinds=tuple(kind.strip() for kind in kinds.split(",") if kind.strip()) if kinds else None,
     )
     size = size or style.size
-    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=not no_progress, style=style)
+    summary = synthesize(out_dir, count, size=size, seed=seed, workers=workers, color=color, text_file=text_file, fonts_dir=fonts, overwrite=overwrite, progress=not no_progress, style=style,
+                         backgrounds=backgrounds)
+    for problem in summary.skipped_backgrounds[:10]:
+        console.print(f"note: {problem}")
+    if len(summary.skipped_backgrounds) > 10:
+        console.print(f"note: {len(summary.skipped_backgrounds) - 10} more unusable background file(s) skipped")
     if summary.skipped_texts:
         console.print(f"note: {summary.skipped_texts} line(s) of {text_file} skipped: no font in the fonts folder has all their characters")
     console.print(f"wrote {summary.count} images ({size} px, {summary.fonts} fonts) to {summary.out_dir} in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)")

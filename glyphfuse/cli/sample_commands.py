@@ -40,6 +40,9 @@ def sample(
     sr_steps: Optional[int] = options.SR_STEPS,
     sr_guidance: float = options.SR_GUIDANCE,
     sr_start: float = options.SR_START,
+    style: Optional[str] = options.STYLE,
+    text_color: Optional[str] = options.TEXT_COLOR,
+    background_color: Optional[str] = options.BACKGROUND_COLOR,
     ocr: bool = typer.Option(False, "--ocr", help="Read the chosen image with OCR and print its text and score even with one candidate and no SR."),
     ocr_processes: Optional[int] = options.OCR_PROCESSES,
     no_progress: bool = options.NO_PROGRESS,
@@ -57,6 +60,8 @@ def sample(
       glyphfuse sample "OPEN 24h" -o open.png --sampler ddpm --steps 250 --guidance 4
 
       glyphfuse sample "quartz fjord" -o q.png -c ckpt/base64 --sr-checkpoint ckpt/sr128 --candidates 8 --keep-all q_candidates
+
+      glyphfuse sample "SALE\n50% OFF" -o sale.png -c ckpt/scenes128 --style sign --text-color white --background-color red
     """
     import torch
 
@@ -66,6 +71,7 @@ def sample(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
         candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
         sr_steps=sr_steps, sr_guidance=sr_guidance, sr_start=sr_start, batch_size=batch_size,
+        style=style, text_color=text_color, background_color=background_color,
     )
     generation.check_output(out)  # a bad -o fails now, not after the sampling
     models = pipeline.load_models(checkpoint, sr_checkpoint, device, use_sr=not no_sr)
@@ -104,7 +110,7 @@ def _print_written(results: list, paths: list[Path], settings, size: int, grid: 
 @app.command("info")
 def info(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Describe this checkpoint folder."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset in full (tiny, words32, lines64, lines128, lines256, base64, base128, sr256)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset in full (tiny, words32, lines64, lines128, lines256, scenes128, scenes256, base64, base128, sr256)."),
 ) -> None:
     """Describe the packaged default model (its recipe and measured scores) and the presets, or one checkpoint or preset: configuration and parameter counts.
 

@@ -103,6 +103,9 @@ def eval_command(
     sr_start: float = options.SR_START,
     keep_only_if_above: float = options.KEEP_ONLY_IF_ABOVE,
     delete_under: float = options.DELETE_UNDER,
+    style: Optional[str] = options.STYLE,
+    text_color: Optional[str] = options.TEXT_COLOR,
+    background_color: Optional[str] = options.BACKGROUND_COLOR,
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here (an existing file is replaced)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Also save every evaluated image into this folder (pPPP_sK.png)."),
@@ -113,7 +116,7 @@ def eval_command(
 ) -> None:
     """Score how legibly a model writes held-out prompts: mean CER, exact and exact_ci by OCR.
 
-    Each prompt is sampled -n times (with --candidates N: each the OCR-best of N); all images are read with tesseract and compared with their prompts (docs/design.md §4). --ground-truth reads real renderings the same way: what a perfect generator would score at that size.
+    Each prompt is sampled -n times (with --candidates N: each the OCR-best of N; a colour model draws the scene kinds in turn, or --style, and the summary has a row per kind); all images are read with tesseract and compared with their prompts (docs/design.md §4). --ground-truth reads real renderings the same way: what a perfect generator would score at that size.
 
     [bold]Examples[/]
 
@@ -131,6 +134,7 @@ def eval_command(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
         candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
         sr_steps=sr_steps, sr_guidance=sr_guidance, sr_start=sr_start, batch_size=batch_size,
+        style=style, text_color=text_color, background_color=background_color,
     )
     if json_out is not None:
         check_writable(json_out)  # before the sampling and OCR work, not after
@@ -171,7 +175,7 @@ def report_tables(report: dict) -> list[Table]:
     parts = [("model", model)] + ([(f"ground truth (OCR ceiling): {truth['folder']}", truth)] if truth is not None else [])
     for label, part in parts:
         if part is not None:
-            s = part["summary"]
-            summary.add_row(escape(label), str(s["n"]), _fmt(s["cer"]), _fmt(s["exact"]), _fmt(s["exact_ci"]), _fmt(s["similarity"]))
+            for name, s in [(label, part["summary"])] + [(f"  {kind}", s) for kind, s in (part.get("by_kind") or {}).items()]:
+                summary.add_row(escape(name), str(s["n"]), _fmt(s["cer"]), _fmt(s["exact"]), _fmt(s["exact_ci"]), _fmt(s["similarity"]))
     tables.append(summary)
     return tables

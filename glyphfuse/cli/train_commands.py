@@ -66,6 +66,7 @@ TRAINING_OPTIONS = (
     TrainingOption("spike_skip", "spike_skip", Optional[float], ("--spike-skip",), "Skip a step whose gradient norm is more than this many times the running average (e.g. 4; default 0 = off).", {"callback": finite}),
     TrainingOption("ema_decay", "ema_decay", Optional[float], ("--ema-decay",), "EMA decay of the sampled weights (default 0.9999).", {"callback": finite}),
     TrainingOption("text_dropout", "text_dropout", Optional[float], ("--text-dropout",), "Fraction of transcripts replaced by the guidance null input (default 0.1).", {"callback": finite}),
+    TrainingOption("control_dropout", "control_dropout", Optional[float], ("--control-dropout",), "Colour models: fraction of each scene control (kind, text colour, background colour) dropped (default 0.2).", {"callback": finite}),
     TrainingOption("t_max", "t_max", Optional[float], ("--t-max",), "Train on the least noisy fraction of the timesteps only, e.g. 0.3 for an SR model that refines the noised bicubic upsample (sampling --sr-start); default 1 = all.", {"callback": finite}, commands=(SR,)),
     TrainingOption("blur", "sr_blur", Optional[bool], ("--blur/--no-blur",), "Lightly blur the low-res input (Gaussian sigma 0.4-0.6), as the original did (default off).", commands=(SR,)),
     TrainingOption("device", "device", Optional[str], ("--device",), "auto | cpu | cuda | cuda:N | mps (under torchrun: one GPU per process)."),

@@ -311,7 +311,8 @@ def export_checkpoint(source: str | Path, out: str | Path, *, dtype: str = "floa
     if card_data is not None:
         extra[CARD_NAME] = json_bytes(card_data, sort_keys=False)
     info = read_checkpoint_info(source)
-    metadata = {**(info.get("metadata") or {}), "exported_from": str(source.resolve())}
+    # the source folder by name only: a shipped config must not carry a machine path
+    metadata = {**(info.get("metadata") or {}), "exported_from": source.resolve().name}
     return save_checkpoint(out, model, config, metadata=metadata, extra_files=extra, dtype=dtype, max_shard_bytes=max_shard_bytes)
 
 

@@ -8,6 +8,8 @@ it is what a checkpoint's ``config.json`` contains. Presets:
 * ``lines64`` – 2M parameters at 64 px: one or two short lines of lowercase letters
 * ``lines128`` – lines64's U-Net on 4x4 patches at 128 px: up to 5 lines of 16 printable characters
 * ``lines256`` – the 128 -> 256 px super-resolution model of ``lines128`` (one outer level)
+* ``scenes128`` – ``lines128`` in RGB with scene controls (kind, text and background colour)
+* ``scenes256`` – the 128 -> 256 px super-resolution model of ``scenes128``
 * ``base64``  – the 64 px base model
 * ``base128`` – the 128 px base model
 * ``sr256``   – the 128 -> 256 px super-resolution model (``base128`` plus one outer level)
@@ -29,6 +31,8 @@ from glyphfuse.core.json_config import JsonConfig, check_type
 SCHEDULES = ("linear", "cosine")  # noise schedules (glyphfuse.core.diffusion.make_betas)
 PREDICTIONS = ("eps", "v")  # what the network predicts (glyphfuse.core.diffusion)
 SAMPLERS = ("ddim", "ddpm", "dpmpp-2m")  # GaussianDiffusion.sample's samplers
+# the kinds of picture a colour scene model draws (glyphfuse.core.controls, glyphfuse.data.scenes)
+SCENE_KINDS = ("plain", "gradient", "sign", "caption", "paper", "screen")
 
 
 def check_sampler(name: str) -> None:
@@ -81,6 +85,9 @@ class ModelConfig(JsonConfig):
     name: str = "base64"
     image_size: int = 64
     channels: int = 1  # 1 = grayscale, 3 = RGB
+    # colour scene models: the scene kinds the model is conditioned on, with the text and background
+    # colours (glyphfuse.core.controls); () = no scene controls
+    scene_kinds: tuple[str, ...] = ()
     low_res_size: int | None = None  # set for super-resolution models: the conditioning size
     low_res_noise_max: float = 0.0  # SR only: max noise-augmentation level of the low-res input
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
@@ -169,6 +176,9 @@ def validate_model_config(config: "ModelConfig", where: str = "config") -> None:
                 raise GlyphfuseError(f"{where}.{key}: {item} is outside the sane range {low}..{high}")
     if config.channels not in (1, 3):
         raise GlyphfuseError(f"{where}.channels: must be 1 (grayscale) or 3 (RGB), got {config.channels}")
+    unknown_kinds = sorted(set(config.scene_kinds) - set(SCENE_KINDS))
+    if unknown_kinds:
+        raise GlyphfuseError(f"{where}.scene_kinds: unknown kind(s) {', '.join(unknown_kinds)}; known: {', '.join(SCENE_KINDS)}")
     mults = config.unet.channel_mult
     if not 1 <= len(mults) <= MAX_LEVELS:
         raise GlyphfuseError(f"{where}.unet.channel_mult: needs 1 to {MAX_LEVELS} levels, got {len(mults)}")
@@ -256,6 +266,17 @@ def _lines128() -> ModelConfig:
     )
 
 
+def _scenes128() -> ModelConfig:
+    # lines128 in colour, conditioned on the scene kind and the text and background colours: RGB on
+    # the same 4x4 patches, so a patch is 48 values. The first level is widened from 32 to 64
+    # channels (channel_mult 2-2-3): at 32 it cannot carry a patch's 48 noise values, and the model
+    # denoised at best ~60 % of the noise at small t and sampled coloured static (issue "Colour
+    # scenes"). The deeper levels keep lines128's widths, so they warm-start from the grey model.
+    lines128 = _lines128()
+    return dataclasses.replace(lines128, name="scenes128", channels=3, scene_kinds=SCENE_KINDS,
+                               unet=dataclasses.replace(lines128.unet, in_channels=3, out_channels=3, channel_mult=(2, 2, 3)))
+
+
 def _base64() -> ModelConfig:
     # about 23M parameters: U-Net 64-128-128-192 channels at 64/32/16/8 px, text encoder 2.8M
     return ModelConfig(name="base64", image_size=64, unet=UNetConfig(channel_mult=(1, 2, 2, 3)))
@@ -310,7 +331,12 @@ def _lines256() -> ModelConfig:
     return sr_config_for(_lines128(), 256, name="lines256", low_res_noise_max=0.2)
 
 
+def _scenes256() -> ModelConfig:
+    return sr_config_for(_scenes128(), 256, name="scenes256", low_res_noise_max=0.2)
+
+
 PRESETS = {"tiny": _tiny, "words32": _words32, "lines64": _lines64, "lines128": _lines128, "lines256": _lines256,
+           "scenes128": _scenes128, "scenes256": _scenes256,
            "base64": _base64, "base128": _base128, "sr256": _sr256}
 
 

@@ -3,6 +3,7 @@
 One forward pass::
 
     emb  = time_embed(sinusoid(t))  [+ low_res_noise_embed(sinusoid(noise_level * 1000)) for SR]
+                                    [+ control_embed(kind, text colour, background colour) for scenes]
     text = text_encoder(tokens, line ids, mask, emb)        # (B, L, W_text), once per forward
     out  = unet(x_t [| upsampled low_res], emb, text, mask)  # text stream evolves in the weave layers
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.controls import ControlBatch
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.layers import timestep_embedding
 from glyphfuse.core.text_encoder import TextEncoder
@@ -42,6 +44,25 @@ def _check_config(config: ModelConfig) -> None:
         )
 
 
+class ControlEmbedding(nn.Module):
+    """Scene controls -> (B, E), added to the timestep embedding: a learned vector per kind (row 0:
+    no kind) plus an MLP of the two colours and their given-flags. Both start at zero, so a
+    model warm-started without controls begins as it was."""
+
+    def __init__(self, num_kinds: int, dim: int):
+        super().__init__()
+        self.kinds = nn.Embedding(num_kinds + 1, dim)
+        nn.init.zeros_(self.kinds.weight)
+        self.colors = nn.Sequential(nn.Linear(8, dim), nn.SiLU(), nn.Linear(dim, dim))
+        nn.init.zeros_(self.colors[2].weight)
+        nn.init.zeros_(self.colors[2].bias)
+
+    def forward(self, controls: ControlBatch) -> torch.Tensor:
+        given = controls.given  # (B, 2)
+        colors = controls.colors * given.repeat_interleave(3, dim=1)  # (B, 6): a colour not given is 0
+        return self.kinds(controls.kind_ids) + self.colors(torch.cat([colors, given], dim=1))
+
+
 class GlyphModel(nn.Module):
     """Predicts eps or v (per the diffusion config) for noisy images given a TextBatch."""
 
@@ -57,6 +78,7 @@ class GlyphModel(nn.Module):
             self.low_res_noise_embed = nn.Sequential(
                 nn.Linear(base, self.time_embed_dim), nn.SiLU(), nn.Linear(self.time_embed_dim, self.time_embed_dim)
             )
+        self.control_embed = ControlEmbedding(len(config.scene_kinds), self.time_embed_dim) if config.scene_kinds else None
         self.text_encoder = TextEncoder(config.text, self.time_embed_dim)
         self.unet = UNet(config.unet, config.image_size, config.text.width, self.time_embed_dim)
 
@@ -67,8 +89,10 @@ class GlyphModel(nn.Module):
         text: TextBatch,
         low_res: torch.Tensor | None = None,
         low_res_noise_level: torch.Tensor | None = None,
+        controls: ControlBatch | None = None,
     ) -> torch.Tensor:
         # x_t: (B, C, H, W); timesteps: (B,) float in 0..num_timesteps-1 -> (B, out_channels, H, W)
+        # controls: the scene controls of a colour model (None: none given); other models ignore them
         B = x_t.shape[0]
         if len(text) != B:
             raise ValueError(f"batch of {B} images but {len(text)} prompts")
@@ -85,6 +109,11 @@ class GlyphModel(nn.Module):
             emb = emb + self.low_res_noise_embed(timestep_embedding(low_res_noise_level.to(x_t.device).expand(B) * 1000.0, base))
         elif low_res is not None:
             raise ValueError(f"model {self.config.name!r} is not a super-resolution model; low_res must be None")
+
+        if self.control_embed is not None:
+            if controls is None:
+                controls = ControlBatch.build([None] * B, self.config.scene_kinds)
+            emb = emb + self.control_embed(controls.to(x_t.device)).to(emb.dtype)
 
         text = text.to(x_t.device)
         text_features = self.text_encoder(text.token_ids, text.line_ids, text.mask, emb)  # (B, L, W_text)

@@ -2,7 +2,9 @@
 
 On disk a dataset is a folder of ``name.png`` (or .jpg) images, each with its transcript in
 ``name.txt`` (UTF-8, newlines kept) and/or a row ``{"file_name": "name.png", "text": ...}`` in
-``metadata.jsonl`` (the Hugging Face ``imagefolder`` convention). ``synth-fonts`` writes both
+``metadata.jsonl`` (the Hugging Face ``imagefolder`` convention); a row may also carry the image's
+scene controls (``kind``, ``text_color``, ``background_color``: glyphfuse.core.controls), which a
+colour model is trained on. ``synth-fonts`` writes both
 through :func:`write_example` and :class:`MetadataWriter`; training reads them back through
 :func:`scan_image_folder` and :class:`ImageTextDataset`.
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
+from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import output_error, write_bytes_atomic
 from glyphfuse.core.images import load_image, pil_to_tensor
@@ -42,6 +45,7 @@ class Example:
 
     image_path: Path
     text: str
+    controls: SceneControls | None = None  # from the metadata row, if it has any
 
 
 # ------------------------------------------------------------------------------------------------
@@ -84,9 +88,10 @@ class MetadataWriter:
         self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
         self.rows = 0
 
-    def write(self, file_name: str, text: str) -> None:
+    def write(self, file_name: str, text: str, controls: SceneControls | None = None) -> None:
+        row = {"file_name": file_name, "text": text, **(controls.to_row() if controls is not None else {})}
         try:
-            self._handle.write(json.dumps({"file_name": file_name, "text": text}, ensure_ascii=False) + "\n")
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         except OSError as exc:
             self.abort()
             raise output_error(self.path, exc) from None
@@ -132,10 +137,10 @@ def _normalise_transcript(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
 
 
-def _read_metadata(root: Path, problems: list[str]) -> dict[str, str]:
-    """``metadata.jsonl`` rows as {relative posix path: text}; bad rows become problems."""
+def _read_metadata(root: Path, problems: list[str]) -> dict[str, tuple[str, SceneControls | None]]:
+    """``metadata.jsonl`` rows as {relative posix path: (text, controls)}; bad rows become problems."""
     path = root / METADATA_FILE
-    rows: dict[str, str] = {}
+    rows: dict[str, tuple[str, SceneControls | None]] = {}
     if not path.is_file():
         return rows
     try:
@@ -151,13 +156,17 @@ def _read_metadata(root: Path, problems: list[str]) -> dict[str, str]:
             file_name, text = row["file_name"], row["text"]
             if not isinstance(file_name, str) or not isinstance(text, str):
                 raise TypeError("file_name and text must be strings")
+            controls = SceneControls.from_row(row, f"{path}:{number}")
         except UnicodeDecodeError as exc:
             problems.append(f"{path}:{number}: bad metadata row (not UTF-8: {exc.reason} at byte {exc.start}); skipped")
+            continue
+        except GlyphfuseError as exc:
+            problems.append(f"{exc}; skipped")
             continue
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             problems.append(f"{path}:{number}: bad metadata row ({type(exc).__name__}: {exc}); skipped")
             continue
-        rows[Path(file_name).as_posix()] = _normalise_transcript(text)
+        rows[Path(file_name).as_posix()] = (_normalise_transcript(text), controls)
     return rows
 
 
@@ -191,8 +200,9 @@ def scan_image_folder(root: str | Path, check_images: bool = False, max_text_tok
     for image_path in image_paths:
         relative = image_path.relative_to(root).as_posix()
         seen.add(relative)
+        controls = None
         if relative in metadata:
-            text = metadata[relative]
+            text, controls = metadata[relative]
         else:
             txt_path = image_path.with_suffix(".txt")
             if not txt_path.is_file():
@@ -217,7 +227,7 @@ def scan_image_folder(root: str | Path, check_images: bool = False, max_text_tok
             if reason is not None:
                 problems.append(f"{image_path}: {reason}; skipped")
                 continue
-        examples.append(Example(image_path, text))
+        examples.append(Example(image_path, text, controls))
     for relative in sorted(set(metadata) - seen):
         problems.append(f"{root / relative}: listed in {METADATA_FILE} but the image is missing; skipped")
     return examples, problems
@@ -236,7 +246,7 @@ TRAINING_MAX_PIXELS = 4096 * 4096
 
 
 class ImageTextDataset(Dataset):
-    """(image tensor (C, H, W) in [-1, 1], transcript) pairs from an image folder.
+    """(image tensor (C, H, W) in [-1, 1], transcript, scene controls or None) from an image folder.
 
     Transcripts longer than ``max_text_tokens`` are skipped when the folder is scanned. An image
     found unusable while loading (corrupt, over :data:`TRAINING_MAX_PIXELS`, or smaller than
@@ -266,14 +276,14 @@ class ImageTextDataset(Dataset):
         return len(self.examples)
 
     def load(self, index: int):
-        """Image tensor (C, H, W) and text of example ``index``; GlyphfuseError if unusable."""
+        """Image tensor (C, H, W), text and controls of example ``index``; GlyphfuseError if unusable."""
         example = self.examples[index]
         image = load_image(example.image_path, TRAINING_MAX_PIXELS)
         if min(image.size) < self.image_size:
             raise GlyphfuseError(
                 f"{example.image_path}: smaller than the model's {self.image_size} px ({image.width}x{image.height}; it would be upscaled)"
             )
-        return pil_to_tensor(image, self.image_size, self.channels), example.text
+        return pil_to_tensor(image, self.image_size, self.channels), example.text, example.controls
 
     def add_problems(self, problems: list[str]) -> list[str]:
         """Record problems (e.g. found by a DataLoader worker's copy of this dataset); returns

@@ -9,7 +9,8 @@ Image ``index`` of a dataset is drawn from its own random generator seeded by ``
 2. places the block (``fixed`` rows, ``center`` or ``random``) and composes the ink from cached
    glyph bitmaps; a glyph cut by the canvas or ink outside the margin makes it draw again;
 3. paints a flat background and a text colour whose luminance differs from it by at least
-   :data:`MIN_CONTRAST`.
+   :data:`MIN_CONTRAST`, or (a style with ``scene_kinds``) a colour scene of a random kind
+   (:mod:`glyphfuse.data.scenes`), whose controls the image records.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data.fonts import LAYOUT_CHARACTERS, font_charset, load_font
 from glyphfuse.data.layout import (
     DoesNotFit, Layout, Placement, advance_width, canvas_margin, fit_lines, font_size_ladder, layout_block,
     max_lines_for, measure_line,
 )
+from glyphfuse.data.scenes import BackgroundBank, paint_scene
 from glyphfuse.data.transcripts import CHARSETS, SynthStyle, is_held_out, load_words, random_line, random_transcript, styled_line
 
 MIN_CONTRAST = 100  # least |luminance(text) - luminance(background)|, 0..255
@@ -47,6 +50,7 @@ class Rendered:
     font_size: int
     background: Color
     foreground: Color
+    controls: SceneControls | None = None  # a colour scene's kind and colours (metadata.jsonl)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class SynthSource:
     words: tuple[str, ...] = field(default_factory=tuple)
     font_px: tuple[int, int] | None = None  # --font-size (smallest, largest); None = font_size_range(size)
     style: SynthStyle = field(default_factory=SynthStyle)
+    backgrounds: BackgroundBank | None = None  # photos and textures for the scene kinds
 
 
 def image_rng(seed: int, index: int) -> random.Random:
@@ -247,6 +252,11 @@ def render_example(source: SynthSource, index: int) -> Rendered:
             continue
         if bbox[0] < margin or bbox[1] < margin or bbox[2] > size - margin or bbox[3] > size - margin:
             continue  # ink outside the margin: try another text (never write a clipped glyph)
+        if source.style.scene_kinds:
+            painted = paint_scene(rng.choice(source.style.scene_kinds), coverage, rng, source.backgrounds)
+            controls = painted.controls
+            return Rendered(painted.image, "\n".join(layout.lines), bbox, margin, font_path, font_px, controls.background_color,
+                            controls.text_color, controls)
         background, foreground = random_colors(rng, source.color, source.style.background)
         image = Image.new("RGB" if source.color else "L", (size, size), background)
         image.paste(foreground, (0, 0, size, size), Image.fromarray(coverage))

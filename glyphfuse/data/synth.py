@@ -31,11 +31,13 @@ from __future__ import annotations
 import multiprocessing
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.data.scenes import BackgroundBank
 from glyphfuse.data.imagefolder import METADATA_FILE, MetadataWriter, write_example
 from glyphfuse.data.fonts import discover_fonts, font_supports
 from glyphfuse.core.progress import ProgressBar
@@ -52,7 +54,7 @@ __all__ = [  # defined here, then re-exported from their homes
 
 CHUNK_SIZE = 64  # images per worker task
 
-ChunkRows = list[tuple[str, str]]  # (file_name, text) of each image of a chunk, in order
+ChunkRows = list[tuple[str, str, SceneControls | None]]  # (file_name, text, controls) of each image of a chunk, in order
 
 
 @dataclass
@@ -64,6 +66,7 @@ class SynthSummary:
     seconds: float
     fonts: int
     skipped_texts: int = 0  # --text-file lines no font could draw
+    skipped_backgrounds: list[str] = field(default_factory=list)  # "<file>: <why>; skipped" of --backgrounds
 
     @property
     def images_per_second(self) -> float:
@@ -151,7 +154,7 @@ def _render_chunk(task: tuple[int, int, int]) -> ChunkRows:
     rows = []
     for index in range(start, stop):
         rendered = render_example(_WORKER_SOURCE, index)
-        rows.append((write_example(_WORKER_OUT, image_name(index, count), rendered.image, rendered.text), rendered.text))
+        rows.append((write_example(_WORKER_OUT, image_name(index, count), rendered.image, rendered.text), rendered.text, rendered.controls))
     return rows
 
 
@@ -185,22 +188,31 @@ def synthesize(
     progress: bool = True,
     font_px: tuple[int, int] | None = None,
     style: SynthStyle | None = None,
+    backgrounds: str | Path | BackgroundBank | None = None,
 ) -> SynthSummary:
     """Write ``count`` synthetic images (``name.png`` + ``name.txt``) and ``metadata.jsonl`` into
     ``out_dir``. The output is byte-identical for any ``workers``. ``font_px`` (--font-size)
-    overrides the style's font sizes."""
+    overrides the style's font sizes. ``backgrounds``: the photos and textures of a scene style
+    (a folder, or a scanned bank; default the repository's backgrounds/); unusable files in it are
+    skipped and listed in ``SynthSummary.skipped_backgrounds``."""
     style = (style or SynthStyle()).replace(font_px=font_px)  # the style carries the font size from here
     _check_arguments(count, size, workers, style)
     font_paths = _style_fonts(fonts_dir, style)
     texts, skipped = _drawable_texts(text_file, font_paths) if text_file is not None else (None, 0)
-    source = SynthSource(size=size, seed=seed, color=color, font_paths=font_paths, texts=texts, words=load_words(), style=style)
+    bank = None
+    if style.scene_kinds:
+        bank = backgrounds if isinstance(backgrounds, BackgroundBank) else BackgroundBank.scan(backgrounds)
+    elif backgrounds is not None:
+        raise GlyphfuseError("--backgrounds is for colour scenes: give a scene recipe (--recipe scenes128) or --kinds")
+    source = SynthSource(size=size, seed=seed, color=color or bool(style.scene_kinds), font_paths=font_paths, texts=texts, words=load_words(),
+                         style=style, backgrounds=bank)
     out = prepare_out_dir(out_dir, overwrite)
     tasks = [(start, min(start + CHUNK_SIZE, count), count) for start in range(0, count, CHUNK_SIZE)]
     started = time.perf_counter()
     with ProgressBar("synth-fonts", total=count, unit="images", shown=progress) as bar, MetadataWriter(out) as metadata:
         with _rendered_chunks(source, out, tasks, workers) as chunks:
             for rows in chunks:
-                for file_name, text in rows:
-                    metadata.write(file_name, text)
+                for file_name, text, controls in rows:
+                    metadata.write(file_name, text, controls)
                 bar.advance(len(rows))
-    return SynthSummary(out, count, time.perf_counter() - started, len(font_paths), skipped)
+    return SynthSummary(out, count, time.perf_counter() - started, len(font_paths), skipped, bank.skipped if bank else [])

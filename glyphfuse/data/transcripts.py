@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Sequence
 
+from glyphfuse.core.controls import SCENE_KINDS
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data.prompts import PROMPT_SETS, load_prompts, read_prompt_lines
 
@@ -116,6 +117,9 @@ class SynthStyle:
     font_px: tuple[int, int] | None = None
     fonts: tuple[str, ...] = ()
     size: int = 128  # the canvas the style is meant for (synth-fonts --size overrides)
+    # colour scenes: each image is one of these kinds (glyphfuse.data.scenes), drawn uniformly;
+    # () = flat backgrounds as ``background`` says
+    scene_kinds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         choices = (("align", self.align, ALIGNMENTS), ("placement", self.placement, PLACEMENTS),
@@ -131,6 +135,9 @@ class SynthStyle:
         for name, value, most in ranges:
             if value is not None and not (1 <= value[0] <= value[1] <= most):
                 raise GlyphfuseError(f"--{name} must be MIN-MAX with 1 <= MIN <= MAX <= {most}, not {value[0]}-{value[1]}")
+        unknown = sorted(set(self.scene_kinds) - set(SCENE_KINDS))
+        if unknown:
+            raise GlyphfuseError(f"--kinds: unknown scene kind(s) {', '.join(unknown)}; choose from {', '.join(SCENE_KINDS)}")
         if self.line_chars is not None and not 1 <= self.line_chars <= MAX_LINE_CHARS:
             raise GlyphfuseError(f"--line-chars must be between 1 and {MAX_LINE_CHARS}, not {self.line_chars}")
 
@@ -156,6 +163,11 @@ DATA_RECIPES: dict[str, SynthStyle] = {
     "lines128": SynthStyle(align="left", placement="fixed", background="light", charset="ascii", random_fraction=0.35,
                            string_length=(2, 8), lines=(1, 5), tokens=(1, 3), line_chars=16, font_px=(11, 11),
                            fonts=("DejaVuSansMono-Bold.ttf",), size=128),
+    # lines128's text, layout and font in colour scenes of every kind (glyphfuse.data.scenes): the
+    # colour cascade's base data
+    "scenes128": SynthStyle(align="left", placement="fixed", background="light", charset="ascii", random_fraction=0.35,
+                            string_length=(2, 8), lines=(1, 5), tokens=(1, 3), line_chars=16, font_px=(11, 11),
+                            fonts=("DejaVuSansMono-Bold.ttf",), size=128, scene_kinds=SCENE_KINDS),
     # the full variety: random placement, lightness, fonts, sizes, capitals, digits, punctuation
     "full": SynthStyle(),
 }

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from glyphfuse.ocr import tesseract
+from glyphfuse.ocr import reader, tesseract
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import load_image
 from glyphfuse.data.imagefolder import scan_image_folder
@@ -116,7 +116,7 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
         except GlyphfuseError as exc:
             row["error"] = str(exc).removeprefix(f"{path}: ")
 
-    transcripts = tesseract.read_images([image for _, image in readable], processes=processes, show_progress=show_progress)
+    transcripts = reader.read_images([image for _, image in readable], processes=processes, show_progress=show_progress)
     for (row, _), text in zip(readable, transcripts):
         target, read = row["prompt"], text
         if case_insensitive:

@@ -1,4 +1,5 @@
-"""Local OCR with tesseract: the one home of every OCR call in glyphfuse.
+"""Local OCR with tesseract: the one home of every tesseract call in glyphfuse (grey pictures;
+colour scenes go to :mod:`glyphfuse.ocr.scene_text`, and :mod:`glyphfuse.ocr.reader` chooses).
 
 Reading is done by the ``tesseract`` binary directly (no per-image pytesseract call): images are
 preprocessed, written to a temporary folder, and ONE tesseract process reads a whole chunk of them
@@ -74,6 +75,11 @@ def progress_shown() -> Iterator[None]:
         yield
     finally:
         _SHOW_PROGRESS.reset(token)
+
+
+def progress_is_shown() -> bool:
+    """Whether OCR progress bars are on (see :func:`progress_shown`)."""
+    return _SHOW_PROGRESS.get()
 
 
 class OcrError(GlyphfuseError):

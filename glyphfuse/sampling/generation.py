@@ -24,6 +24,7 @@ from PIL import Image
 from glyphfuse.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_model_card
 from glyphfuse.core.shards import INDEX_NAME
 from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.controls import ControlBatch, SceneControls
 from glyphfuse.core.device import autocast_dtype, resolve_device
 from glyphfuse.core.diffusion import GaussianDiffusion, apply_guidance
 from glyphfuse.core.errors import GlyphfuseError
@@ -91,12 +92,14 @@ def domain_warning(prompt: str, checkpoint_dir: str | Path | None = None) -> str
     return f"the prompt is outside what this model was trained to write ({'; '.join(problems)}); its domain: glyphfuse info. Sampling anyway."
 
 
-def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, low_res: torch.Tensor | None = None, autocast: torch.dtype | None = None) -> Callable:
+def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, low_res: torch.Tensor | None = None, autocast: torch.dtype | None = None,
+                  controls: ControlBatch | None = None, null_controls: ControlBatch | None = None) -> Callable:
     """Wrap ``model`` as the diffusion's ``model_fn(x_t, t)`` for fixed prompts.
 
     text: TextBatch for the B prompts; null_text: TextBatch of B null inputs (needed when
-    guidance != 1). The guided output is uncond + guidance * (cond - uncond), computed from one
-    forward pass over the 2B-row batch [cond; uncond].
+    guidance != 1); controls / null_controls: a colour model's scene controls and their null
+    inputs (None for other models). The guided output is uncond + guidance * (cond - uncond),
+    computed from one forward pass over the 2B-row batch [cond; uncond].
     """
     guided = guidance != 1.0
     if guided:
@@ -104,17 +107,19 @@ def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None,
             raise ValueError("guidance != 1 needs null_text")
         both_text = TextBatch.cat([text, null_text])
         both_low_res = torch.cat([low_res, low_res]) if low_res is not None else None
+        both_controls = ControlBatch.cat([controls, null_controls]) if controls is not None else None
 
-    def run(x, t, txt, lr):
+    def run(x, t, txt, lr, ctl):
+        extra = {} if ctl is None else {"controls": ctl}
         if autocast is not None:
             with torch.autocast(x.device.type, dtype=autocast):
-                return model(x, t, txt, low_res=lr).float()
-        return model(x, t, txt, low_res=lr).float()
+                return model(x, t, txt, low_res=lr, **extra).float()
+        return model(x, t, txt, low_res=lr, **extra).float()
 
     def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if not guided:
-            return run(x_t, t, text, low_res)
-        out = run(torch.cat([x_t, x_t]), torch.cat([t, t]), both_text, both_low_res)  # (2B, C, H, W)
+            return run(x_t, t, text, low_res, controls)
+        out = run(torch.cat([x_t, x_t]), torch.cat([t, t]), both_text, both_low_res, both_controls)  # (2B, C, H, W)
         cond, uncond = out.chunk(2)
         return apply_guidance(cond, uncond, guidance)
 
@@ -136,6 +141,7 @@ def generate(
     low_res: torch.Tensor | None = None,
     start_images: torch.Tensor | None = None,
     start_fraction: float = 1.0,
+    controls: SceneControls | Sequence[SceneControls | None] | None = None,
     device: str | torch.device | None = None,
     show_progress: bool = False,
     **overrides,
@@ -154,11 +160,15 @@ def generate(
     start_images: (B, C, H, W) in [-1, 1] to refine instead of drawing from pure noise: each chain
     covers the first ``start_fraction`` of the timesteps and starts from its image noised there
     (see GaussianDiffusion.sample); the SR stage passes the bicubic upsample.
+    controls: a colour model's scene controls, one for all prompts or one per prompt (default:
+    those of ``settings``: style, text_color, background_color) (:func:`resolve_controls`: a kind not given is drawn at random from ``seed + i``, colours not
+    given are left to the model); other models refuse them.
     device: move the model there first (default: where the model already is).
     show_progress: a progress bar on stderr.
     """
     settings = resolve_settings(settings, **overrides)
     prompts = _checked_prompts(prompts, config, low_res)
+    chosen = resolve_controls(controls if controls is not None else settings.controls(), config, len(prompts), settings.seed)
     if device is not None:
         model.to(resolve_device(device))
     device = next(model.parameters()).device
@@ -173,10 +183,36 @@ def generate(
     model.eval()  # restored at the end: the trainer calls this for its preview samples
     try:
         with ProgressBar("sampling", len(chunks) * steps_per_chunk, unit="steps", shown=show_progress) as bar:
-            outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar, start_images, start_fraction) for chunk in chunks]
+            outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar, start_images, start_fraction, chosen)
+                       for chunk in chunks]
     finally:
         model.train(was_training)
     return torch.cat(outputs)
+
+
+def resolve_controls(controls: SceneControls | Sequence[SceneControls | None] | None, config: ModelConfig, count: int,
+                     seed: int) -> list[SceneControls] | None:
+    """The scene controls of each of ``count`` prompts (None for a model without them). A kind
+    not given is drawn uniformly from the model's kinds by a generator seeded ``seed + i``, so
+    different seeds give different kinds of picture; colours not given stay None (the model
+    picks them). GlyphfuseError for controls given to a grey model or a wrong count."""
+    items = list(controls) if isinstance(controls, (list, tuple)) else [controls] * count
+    if len(items) != count:
+        raise GlyphfuseError(f"got {len(items)} scene controls for {count} prompts")
+    if not config.scene_kinds:
+        if any(item is not None and not item.empty for item in items):
+            raise GlyphfuseError(f"model {config.name!r} has no scene controls (--style, --text-color, --background-color): it is not a colour scene model")
+        return None
+    chosen = []
+    for i, item in enumerate(items):
+        item = item or SceneControls()
+        if item.kind is not None and item.kind not in config.scene_kinds:
+            raise GlyphfuseError(f"model {config.name!r} does not draw style {item.kind!r}; its styles: {', '.join(config.scene_kinds)}")
+        if item.kind is None:
+            draw = torch.randint(len(config.scene_kinds), (1,), generator=torch.Generator().manual_seed(seed + i + 0x5CE7E)).item()
+            item = SceneControls(config.scene_kinds[draw], item.text_color, item.background_color)
+        chosen.append(item)
+    return chosen
 
 
 def _checked_prompts(prompts: Sequence[str], config: ModelConfig, low_res: torch.Tensor | None) -> list[str]:
@@ -200,14 +236,19 @@ def _checked_prompts(prompts: Sequence[str], config: ModelConfig, low_res: torch
 
 def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: GaussianDiffusion, prompts: list[str], chunk: range,
                   low_res: torch.Tensor | None, settings: SamplingSettings, device: torch.device, bar: ProgressBar,
-                  start_images: torch.Tensor | None = None, start_fraction: float = 1.0) -> torch.Tensor:
+                  start_images: torch.Tensor | None = None, start_fraction: float = 1.0,
+                  controls: list[SceneControls] | None = None) -> torch.Tensor:
     """Images (len(chunk), C, H, W) on the CPU for the prompts at indices ``chunk``: one chain."""
     text = tokenize([prompts[i] for i in chunk], config.text.max_length, max_lines=config.text.max_lines).to(device)
     null_text = None
     if settings.guidance != 1.0:
         null_text = tokenize([None] * len(chunk), config.text.max_length, max_lines=config.text.max_lines).to(device)
     chunk_low_res = low_res[chunk.start:chunk.stop].to(device=device, dtype=torch.float32) if low_res is not None else None
-    model_fn = make_model_fn(model, text, settings.guidance, null_text, chunk_low_res, autocast_dtype(device))
+    chunk_controls = null_controls = None
+    if controls is not None:
+        chunk_controls = ControlBatch.build([controls[i] for i in chunk], config.scene_kinds).to(device)
+        null_controls = ControlBatch.build([None] * len(chunk), config.scene_kinds).to(device)
+    model_fn = make_model_fn(model, text, settings.guidance, null_text, chunk_low_res, autocast_dtype(device), chunk_controls, null_controls)
     guard = _FiniteGuard(model_fn, settings.steps, on_step=bar.advance)
     generators = [torch.Generator().manual_seed(settings.seed + i) for i in chunk]  # prompt i: seed + i
     images = diffusion.sample(

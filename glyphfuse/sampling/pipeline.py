@@ -11,7 +11,7 @@ keyword arguments, as above). One output ("job") = N = ``candidates`` base candi
 1. all candidates of all jobs are drawn in ONE batched :func:`glyphfuse.sampling.generation.generate` call;
    candidate ``i`` of job ``j`` uses seed ``seed + j * N + i`` (so with N = 1, output j uses
    ``seed + j``, exactly as plain sampling does);
-2. every candidate is read with OCR (one batched :func:`glyphfuse.ocr.tesseract.read_images` call for all
+2. every candidate is read with OCR (one batched :func:`glyphfuse.ocr.reader.read_images` call for all
    jobs) and scored with the trigram similarity; :func:`glyphfuse.ocr.ranking.prune_candidates` drops
    the weak ones (never all);
 3. with an SR model, the survivors are upsampled (candidate ``g`` of the whole batch uses SR seed
@@ -33,11 +33,12 @@ from typing import Sequence
 
 import torch
 
-from glyphfuse.ocr import tesseract
+from glyphfuse.ocr import reader, tesseract
 from glyphfuse.sampling import generation
 from glyphfuse.sampling import sr
 from glyphfuse.core.checkpoint import load_checkpoint_config
 from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import check_writable, write_bytes_atomic, write_text_atomic
 from glyphfuse.core.images import tensor_to_pil
@@ -134,6 +135,7 @@ def sample_many(
     ocr_processes: int | None = None,
     show_progress: bool = False,
     keep_all_dir: str | Path | None = None,
+    controls: Sequence[SceneControls | None] | None = None,
     **overrides,
 ) -> list[PipelineResult]:
     """Run the pipeline once per prompt (job j = prompts[j]); see the module docstring.
@@ -143,6 +145,8 @@ def sample_many(
     ocr: None = read only when needed (candidates > 1 or an SR model); True = always read (the
     chosen image's OCR text and score are then known); False = never (candidates > 1 is then an error).
     keep_all_dir: also save every candidate there (see :func:`save_candidates`).
+    controls: a colour model's scene controls, one per prompt (default: the settings' style and
+    colours for every prompt); a kind not given is drawn per candidate (generation.resolve_controls).
     """
     settings = resolve_settings(settings, **overrides)
     prompts = list(prompts)
@@ -150,7 +154,13 @@ def sample_many(
 
     # 1. all base candidates of all jobs in one batched call: flat index g = j * N + i.
     flat_prompts = [prompt for prompt in prompts for _ in range(settings.candidates)]
-    base_images = generation.generate(base_model, base_config, flat_prompts, settings, device=device, show_progress=show_progress)
+    flat_controls = None
+    if controls is not None:
+        if len(controls) != len(prompts):
+            raise GlyphfuseError(f"got {len(controls)} scene controls for {len(prompts)} prompts")
+        flat_controls = [item for item in controls for _ in range(settings.candidates)]
+    base_images = generation.generate(base_model, base_config, flat_prompts, settings, device=device, show_progress=show_progress,
+                                      controls=flat_controls)
     base = [_candidate(g, image, BASE, settings) for g, image in enumerate(base_images)]  # image: (C, h, w)
 
     # 2. read and prune.
@@ -205,7 +215,7 @@ def _candidate(flat_index: int, image: torch.Tensor, stage: str, settings: Sampl
 
 def _read_and_score(candidates: list[Candidate], prompts: list[str], processes: int | None, show_progress: bool) -> None:
     """OCR every candidate in one batched call; its text and trigram similarity to its prompt."""
-    texts = tesseract.read_images([candidate.image for candidate in candidates], processes=processes, show_progress=show_progress)
+    texts = reader.read_images([candidate.image for candidate in candidates], processes=processes, show_progress=show_progress)
     for candidate, text in zip(candidates, texts):
         candidate.ocr_text = text
         candidate.score = score_candidates([text], prompts[candidate.job])[0]

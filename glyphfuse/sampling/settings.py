@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from glyphfuse.core.config import MAX_SEED, check_sampler
+from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.json_config import JsonConfig
 from glyphfuse.core.errors import GlyphfuseError
 
@@ -63,6 +64,11 @@ class SamplingSettings(JsonConfig):
     sr_guidance: float = 1.0
     sr_low_res_noise: float = 0.0  # noise augmentation of the low-res input, in [0, 1)
     sr_start: float = DEFAULT_SR_START  # SR chain: start from the bicubic upsample noised to this fraction of the timesteps (1 = pure noise)
+    # a colour scene model's controls (glyphfuse.core.controls); None = drawn at random (the kind
+    # from seed + i, the colours by the model)
+    style: str | None = None  # scene kind: plain, gradient, sign, caption, paper, screen
+    text_color: str | None = None  # a colour name or #RRGGBB
+    background_color: str | None = None
     # machinery: no effect on the images (a prompt's image does not depend on its batch)
     batch_size: int = 16  # images per forward pass (x2 rows with guidance)
 
@@ -101,11 +107,21 @@ class SamplingSettings(JsonConfig):
             raise GlyphfuseError(f"{prefix}{name('sr_low_res_noise')} must be in [0, 1), got {self.sr_low_res_noise}")
         if not 0.0 < self.sr_start <= 1.0:
             raise GlyphfuseError(f"{prefix}{name('sr_start')} must be a fraction of the timesteps in (0, 1], got {self.sr_start}")
+        try:
+            self.controls()
+        except GlyphfuseError as exc:
+            raise GlyphfuseError(f"{prefix}{exc}") from None
+
+    def controls(self) -> SceneControls:
+        """The scene controls these settings ask for (each None when not given)."""
+        return SceneControls.from_options(self.style, self.text_color, self.background_color)
 
     def sr_stage(self) -> "SamplingSettings":
         """The settings of the super-resolution chain: ``sr_steps`` (default: ``steps``) and
-        ``sr_guidance`` in place of ``steps`` and ``guidance``; everything else shared."""
-        return dataclasses.replace(self, steps=self.sr_steps or self.steps, guidance=self.sr_guidance)
+        ``sr_guidance`` in place of ``steps`` and ``guidance``, no scene controls (the low-res image
+        carries them); everything else shared."""
+        return dataclasses.replace(self, steps=self.sr_steps or self.steps, guidance=self.sr_guidance, style=None, text_color=None,
+                                   background_color=None)
 
 
 FIELD_NAMES = tuple(field.name for field in dataclasses.fields(SamplingSettings))

@@ -12,7 +12,7 @@
 Why Starlette + uvicorn (the ``serve`` extra, docs/serve.md): the server is two JSON endpoints
 and one static page, and Starlette is the smallest mature ASGI toolkit that does that (about
 2.5 MB installed with its one dependency anyio; FastAPI is this same Starlette plus the pydantic
-stack, which a five-field body does not need); it and uvicorn import in a fraction of a second,
+stack, which an eight-field body does not need); it and uvicorn import in a fraction of a second,
 so the start-up stays the model's; its
 ``TestClient`` (httpx) drives the app in-process, so the API tests need no socket. uvicorn is
 the standard small ASGI server (pure Python with h11) with a clean Ctrl-C shutdown. Both are

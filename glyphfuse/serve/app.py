@@ -4,8 +4,9 @@
     from glyphfuse.serve.app import create_app
     app = create_app(load_models("ckpt/base64"), checkpoint="ckpt/base64")   # run it with uvicorn
 
-``POST /api/sample`` takes ``{prompt, candidates, seed, steps, guidance}`` (glyphfuse.serve.checks)
-and answers ``{image_png_base64, ocr_text, similarity, seed, prompt, settings, warning, seconds, ...}``;
+``POST /api/sample`` takes ``{prompt, candidates, seed, steps, guidance}`` and, for a colour scene
+model (``scene_kinds`` of ``GET /api/model`` not empty), ``{style, text_color, background_color}``
+(glyphfuse.serve.checks), and answers ``{image_png_base64, ocr_text, similarity, seed, prompt, settings, warning, seconds, ...}``;
 the sampling itself is :func:`glyphfuse.sampling.pipeline.sample_many` with OCR on, run by the one
 worker thread (glyphfuse.serve.worker). Every error is JSON ``{"error": "why"}`` with a 4xx status
 for the request's fault (400 bad input, 413 too large, 415 not JSON), 503 when the queue is full
@@ -76,7 +77,9 @@ def make_draw(models: dict, checkpoint: Path | None, log: Callable[[str], None] 
             "size": list(result.image.size),
         }
         if log is not None:
-            log(f"sampled {job.text!r} seed {job.settings.seed} x{job.settings.candidates} in {seconds:.2f} s: OCR {result.ocr_text!r}")
+            scene = "".join(f" {name.replace('_', ' ')} {getattr(job.settings, name)}" for name in ("style", "text_color", "background_color")
+                            if getattr(job.settings, name) is not None)
+            log(f"sampled {job.text!r} seed {job.settings.seed} x{job.settings.candidates}{scene} in {seconds:.2f} s: OCR {result.ocr_text!r}")
         return answer
 
     return draw
@@ -97,6 +100,7 @@ def model_summary(models: dict, checkpoint: Path | None, limits: Limits, queue_s
         "max_text_tokens": base.text.max_length,
         "max_lines": base.text.max_lines,
         "num_timesteps": base.diffusion.num_timesteps,
+        "scene_kinds": list(base.scene_kinds),  # a colour scene model's styles; empty: no scene controls
         "domain": (card or {}).get("domain"),
         "card": card,
         "defaults": {"steps": min(DEFAULTS.steps, base.diffusion.num_timesteps), "guidance": DEFAULTS.guidance,

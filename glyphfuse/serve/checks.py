@@ -9,7 +9,10 @@ left out or ``null`` takes its default; no seed = a random one). Refused with a 
 that names the reason: a body that is not UTF-8 JSON or too large, JSON's non-finite numbers
 (``NaN``, ``Infinity``: Python's json reads them, JSON does not have them), unknown fields (so no
 request can name a file or any setting of the server), wrong types (``true`` is no integer),
-values outside :class:`Limits`, a prompt longer than the model reads.
+values outside :class:`Limits`, a prompt longer than the model reads. The scene controls
+(``style``, ``text_color``, ``background_color``: a colour model's, glyphfuse.core.controls) are
+strings or ``null``; a kind the model does not draw, a colour that is neither a name nor
+``#RRGGBB``, or any of them sent to a model without scene controls is refused.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import secrets
 from dataclasses import dataclass
 
 from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.controls import NAMED_COLORS, parse_color
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.sampling.generation import check_prompt_lengths, parse_prompt
 from glyphfuse.sampling.settings import SamplingSettings
 
-FIELDS = ("prompt", "candidates", "seed", "steps", "guidance")
+FIELDS = ("prompt", "candidates", "seed", "steps", "guidance", "style", "text_color", "background_color")
+SCENE_FIELDS = ("style", "text_color", "background_color")  # a colour model's scene controls
+MAX_CONTROL_CHARS = 32  # longer than any colour name, kind or #RRGGBB
 MAX_JSON_SEED = 2**53 - 1  # JavaScript reads JSON numbers as doubles: larger seeds would not round-trip
 DEFAULTS = SamplingSettings()
 
@@ -108,6 +114,36 @@ def _number(data: dict, name: str, low: float, high: float, default: float) -> f
     return float(value)
 
 
+def _scene_controls(data: dict, config: ModelConfig) -> dict[str, str | None]:
+    """The scene controls of the request, each a string or None (not given). BadRequest for any
+    of them sent to a model without scene controls, a non-string, a kind the model does not draw,
+    a colour that is neither a colour name nor #RRGGBB."""
+    given = {name: data.get(name) for name in SCENE_FIELDS}
+    sent = [name for name, value in given.items() if value is not None]
+    if sent and not config.scene_kinds:
+        raise BadRequest(f"model {config.name!r} has no scene controls ({', '.join(SCENE_FIELDS)}): it is not a colour scene model; "
+                         f"leave out {', '.join(sent)}")
+    for name in sent:
+        value = given[name]
+        if not isinstance(value, str):
+            raise BadRequest(f"{name} must be a string or null, got {json.dumps(value)[:40]}")
+        shown = json.dumps(value[:MAX_CONTROL_CHARS]) + ("..." if len(value) > MAX_CONTROL_CHARS else "")
+        if name == "style":
+            if value not in config.scene_kinds:
+                raise BadRequest(f"unknown style {shown}; choose one of: {', '.join(config.scene_kinds)} (or null: drawn at random)")
+            continue
+        if len(value) <= MAX_CONTROL_CHARS:
+            try:
+                parse_color(value, name)
+            except GlyphfuseError:
+                pass
+            else:
+                given[name] = value.strip()  # parse_color allows spaces around; the settings (and the log) get none
+                continue
+        raise BadRequest(f"{name} {shown} is neither #RRGGBB nor a colour name ({', '.join(sorted(NAMED_COLORS))})")
+    return given
+
+
 def _prompt(data: dict, config: ModelConfig, limits: Limits) -> str:
     if "prompt" not in data or data["prompt"] is None:
         raise BadRequest("prompt is missing: give the text to write")
@@ -137,11 +173,13 @@ def check_sample_request(data: dict, config: ModelConfig, limits: Limits) -> Sam
     steps_cap = min(limits.steps, config.diffusion.num_timesteps)
     candidates = _integer(data, "candidates", 1, limits.candidates, DEFAULTS.candidates)
     seed = _integer(data, "seed", 0, MAX_JSON_SEED, None)
+    controls = _scene_controls(data, config)
     settings = SamplingSettings(
         steps=_integer(data, "steps", 1, steps_cap, min(DEFAULTS.steps, steps_cap)),
         guidance=_number(data, "guidance", 0.0, limits.guidance, DEFAULTS.guidance),
         candidates=candidates,
         seed=seed if seed is not None else secrets.randbelow(2**32),
+        **controls,
     )
     try:
         settings.validate()

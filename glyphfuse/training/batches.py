@@ -63,19 +63,21 @@ class ReportingView(Dataset):
     def __getitem__(self, index: int):
         known = len(self.dataset.problems)
         try:
-            image, text = self.dataset[index]
+            image, text, controls = self.dataset[index]
         except GlyphfuseError as exc:
-            return None, None, self.dataset.problems[known:], str(exc)
-        return image, text, self.dataset.problems[known:], None
+            return None, None, None, self.dataset.problems[known:], str(exc)
+        return image, text, controls, self.dataset.problems[known:], None
 
 
-def collate(items: list) -> tuple[torch.Tensor | None, list[str], list[str], str | None]:
-    """(images (B, C, H, W), texts, problems found, error or None) from ReportingView items."""
-    problems = [problem for _, _, found, _ in items for problem in found]
+def collate(items: list) -> tuple[torch.Tensor | None, list[str], list, list[str], str | None]:
+    """(images (B, C, H, W), texts, scene controls (each None or SceneControls), problems found,
+    error or None) from ReportingView items."""
+    problems = [problem for *_, found, _ in items for problem in found]
     errors = [error for *_, error in items if error is not None]
     if errors:
-        return None, [], problems, errors[0]
-    return torch.stack([image for image, *_ in items]), [text for _, text, *_ in items], problems, None
+        return None, [], [], problems, errors[0]
+    images, texts, controls = zip(*[item[:3] for item in items])
+    return torch.stack(images), list(texts), list(controls), problems, None
 
 
 def ignore_stop_signals(worker_id: int) -> None:
@@ -89,8 +91,8 @@ def ignore_stop_signals(worker_id: int) -> None:
 def batch_stream(
     dataset: ImageTextDataset, *, batch_size: int, seed: int, epoch: int = 0, index: int = 0, rank: int = 0,
     world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
-) -> Iterator[tuple[torch.Tensor, list[str], int, int]]:
-    """Yield (images (B, C, H, W), texts, epoch, index) forever, starting at data position
+) -> Iterator[tuple[torch.Tensor, list[str], list, int, int]]:
+    """Yield (images (B, C, H, W), texts, scene controls, epoch, index) forever, starting at data position
     (epoch, index); the yielded position is the one AFTER the batch. Incomplete final batches
     are dropped so every step has the same shape on every rank. Problems found while loading
     (in worker processes too) are added to ``dataset.problems``."""
@@ -107,13 +109,13 @@ def batch_stream(
                 worker_init_fn=ignore_stop_signals,
                 pin_memory=pin_memory,
             )
-            for images, texts, problems, error in loader:
+            for images, texts, controls, problems, error in loader:
                 dataset.add_problems(problems)
                 if error is not None:
                     raise GlyphfuseError(error)
                 index += batch_size
                 if index + batch_size > usable:  # nothing more in this epoch: normalise the position
-                    yield images, texts, epoch + 1, 0
+                    yield images, texts, controls, epoch + 1, 0
                 else:
-                    yield images, texts, epoch, index
+                    yield images, texts, controls, epoch, index
         epoch, index = epoch + 1, 0

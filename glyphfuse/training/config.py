@@ -60,6 +60,7 @@ class TrainConfig(JsonConfig):
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     ema_decay: float = 0.9999  # effective decay at step s: min(ema_decay, (1 + s) / (10 + s))
     text_dropout: float = 0.1  # probability of replacing a transcript by the guidance null input
+    control_dropout: float = 0.2  # colour models: probability of dropping each scene control (kind, colours)
     t_max: float = 1.0  # train on the least noisy fraction of the timesteps only (an SR model sampled with sr_start <= t_max)
     # super-resolution batch preparation (ignored for base models)
     sr_blur: bool = False  # light Gaussian blur (sigma ~ U(0.4, 0.6)) of the low-res input
@@ -84,7 +85,7 @@ class TrainConfig(JsonConfig):
         for name, high in UPPER_LIMITS.items():
             if getattr(self, name) > high:
                 raise GlyphfuseError(f"{where}: {name} {getattr(self, name)} is more than the sane maximum {high}")
-        for name in ("lr", "weight_decay", "adam_beta1", "adam_beta2", "grad_clip", "ema_decay", "text_dropout", "t_max", "sample_guidance", "min_lr_ratio", "spike_skip"):
+        for name in ("lr", "weight_decay", "adam_beta1", "adam_beta2", "grad_clip", "ema_decay", "text_dropout", "control_dropout", "t_max", "sample_guidance", "min_lr_ratio", "spike_skip"):
             if not math.isfinite(getattr(self, name)):
                 raise GlyphfuseError(f"{where}: {name} must be a finite number, got {getattr(self, name)}")
         if not 0 <= self.seed <= MAX_SEED:
@@ -107,8 +108,9 @@ class TrainConfig(JsonConfig):
             raise GlyphfuseError(f"{where}: spike_skip must be 0 (off) or more than 1, got {self.spike_skip}")
         if not 0.0 < self.t_max <= 1.0:
             raise GlyphfuseError(f"{where}: t_max must be a fraction of the timesteps in (0, 1], got {self.t_max}")
-        if not 0.0 <= self.text_dropout < 1.0:
-            raise GlyphfuseError(f"{where}: text_dropout must be in [0, 1), got {self.text_dropout}")
+        for name in ("text_dropout", "control_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise GlyphfuseError(f"{where}: {name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise GlyphfuseError(f"{where}: ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.log_every < 1:

@@ -25,9 +25,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +38,7 @@ from glyphfuse.training.batches import batch_stream, derived_seed, open_training
 from glyphfuse.core import distributed
 from glyphfuse.core.checkpoint import load_checkpoint, load_checkpoint_config, parameter_counts
 from glyphfuse.core.config import ModelConfig
+from glyphfuse.core.controls import training_controls
 from glyphfuse.core.device import autocast_dtype
 from glyphfuse.core.diffusion import GaussianDiffusion
 from glyphfuse.core.errors import GlyphfuseError
@@ -52,14 +50,14 @@ from glyphfuse.data.prompts import DEFAULT_SAMPLE_PROMPTS
 from glyphfuse.training.run_folder import RunLock, find_latest_checkpoint
 from glyphfuse.sampling.generation import check_prompt_lengths, generate
 from glyphfuse.training.progress import TrainProgress
+from glyphfuse.training.signals import StopSignals
 from glyphfuse.training.spikes import SpikeGuard
 from glyphfuse.training.config import TrainConfig, build_train_config
 
 __all__ = ["TrainConfig", "TrainResult", "TrainLoop", "build_train_config", "config_for_run", "prompt_grid_preview", "train"]
 
-# Larger models are refused before anything is allocated (a mistyped or hostile model config):
-# 2e9 parameters are 8 GB of fp32 weights plus 16 GB of AdamW state.
-MAX_PARAMETERS = 2_000_000_000
+# Larger models are refused before anything is allocated (a mistyped or hostile model config): 2e9
+MAX_PARAMETERS = 2_000_000_000  # parameters are 8 GB of fp32 weights plus 16 GB of AdamW state
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 ModelInputs = Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]]  # (images, generator) -> model kwargs
@@ -274,8 +272,8 @@ class TrainLoop:
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(config.grad_accum):
-            images, texts, *position = next(stream)
-            loss_sum += self.micro_batch(images, texts, micro)
+            images, texts, controls, *position = next(stream)
+            loss_sum += self.micro_batch(images, texts, controls, micro)
             self.position = tuple(position)
         # One small all-reduce: the mean loss (NaN check on every rank) and the stop flag.
         stats = torch.stack([loss_sum, torch.tensor(1.0 if signals.received else 0.0, device=self.device)])
@@ -291,9 +289,9 @@ class TrainLoop:
             self.progress.bar.print(f"step {self.step + 1}: gradient norm {grad_norm:.3g} is {grad_norm / self.guard.average:.1f}x the running average; update skipped ({self.guard.skipped} so far)")
         return loss, stats[1] > 0
 
-    def micro_batch(self, images: torch.Tensor, texts: list[str], micro: int) -> torch.Tensor:
-        """Forward and backward of one micro-batch; returns its detached loss / grad_accum.
-        Draws, in this order: text dropout, then ``model_inputs``, from a CPU generator; the
+    def micro_batch(self, images: torch.Tensor, texts: list[str], controls: list, micro: int) -> torch.Tensor:
+        """Forward and backward of one micro-batch; returns its detached loss / grad_accum. Draws, in
+        order: text dropout, ``model_inputs``, (colour models) control dropout, from a CPU generator; the
         timesteps and noise from one on the device; dropout layers from the global seed."""
         config, text_config, seeds = self.config, self.model_config.text, (self.config.seed, self.step, self.dist.rank, micro)
         generator = torch.Generator().manual_seed(derived_seed(*seeds, 1))
@@ -303,6 +301,8 @@ class TrainLoop:
         dropped = torch.rand(len(texts), generator=generator) < config.text_dropout
         kept: list[str | None] = [None if drop else text for drop, text in zip(dropped.tolist(), texts)]  # None = guidance null input
         extra = self.model_inputs(images, generator) if self.model_inputs is not None else {}
+        if self.model_config.scene_kinds:  # a colour model: its scene controls, some dropped
+            extra["controls"] = training_controls(controls, dropped.tolist(), generator, config.control_dropout, self.model_config.scene_kinds).to(self.device)
         text = tokenize(kept, text_config.max_length, max_lines=text_config.max_lines).to(self.device)
 
         def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -364,37 +364,10 @@ class TrainLoop:
         return self.result
 
 
-# -- EMA and stop signals ------------------------------------------------------------------------
+# -- EMA ----------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
 def update_ema(ema_params: list[torch.Tensor], model_params: list[torch.Tensor], decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * param, for all parameters at once."""
     torch._foreach_lerp_(ema_params, model_params, 1.0 - decay)
-
-
-class StopSignals:
-    """While active, SIGINT/SIGTERM set ``self.received`` instead of killing the process; the loop
-    finishes its step and checkpoints. A second SIGINT raises KeyboardInterrupt (hard stop).
-    DataLoader workers ignore both (glyphfuse.training.batches), so the message is printed once."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = name
-        print(f"\nglyphfuse: {name} received; finishing this step and writing a checkpoint (send SIGINT again to abort)", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)

@@ -92,7 +92,7 @@ def sr_sample_examples(dataset: ImageTextDataset, count: int) -> tuple[torch.Ten
     """The first ``count`` examples of a training dataset as (images (B, C, H, W), texts): the
     fixed ground truth of the SR sample grids."""
     items = [dataset[i] for i in range(min(count, len(dataset)))]
-    return torch.stack([image for image, _ in items]), [text for _, text in items]
+    return torch.stack([image for image, *_ in items]), [text for _, text, *_ in items]
 
 
 # ---------------------------------------------------------------------------------------------
