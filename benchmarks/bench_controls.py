@@ -27,8 +27,8 @@ from PIL import Image
 from glyphfuse.core.controls import SceneControls, parse_color
 from glyphfuse.core.images import make_grid, tensor_to_pil
 from glyphfuse.data.render import SynthSource, render_example
-from glyphfuse.data.scenes import _dilate
-from glyphfuse.data.synth import _style_fonts, get_data_recipe, load_words
+from glyphfuse.data.scenes import dilate
+from glyphfuse.data.synth import style_fonts, get_data_recipe, load_words
 from glyphfuse.sampling.generation import generate, load_model
 
 TEXT_COLORS = ("white", "black", "red", "yellow", "navy", "green", "orange", "purple", "#00a0a0", "pink")
@@ -53,7 +53,7 @@ def delta_e(a, b) -> float:
 def ink_mask(prompt: str, size: int) -> np.ndarray:
     """(size, size) bool: where the scenes128 layout puts full ink for ``prompt``."""
     style = get_data_recipe("lines128")
-    source = SynthSource(size=size, seed=0, color=False, font_paths=_style_fonts(None, style), texts=[prompt], words=load_words(), style=style)
+    source = SynthSource(size=size, seed=0, color=False, font_paths=style_fonts(None, style), texts=[prompt], words=load_words(), style=style)
     grey = np.asarray(render_example(source, 0).image, np.float32)  # dark text on a light page
     return grey < 0.5 * (grey.max() + grey.min())
 
@@ -66,7 +66,7 @@ def measure(model, config, requests, key: str, steps: int, seed: int) -> list[di
             image = generate(model, config, [prompt], steps=steps, seed=sample_seed, **{key: request})[0]
             pixels = np.asarray(tensor_to_pil(image), np.float64)
             ink = ink_mask(prompt, config.image_size)
-            region = ink if key == "text_color" else (_dilate(ink.astype(np.uint8) * 255, 3) > 0) & ~(_dilate(ink.astype(np.uint8) * 255, 1) > 0)
+            region = ink if key == "text_color" else (dilate(ink.astype(np.uint8) * 255, 3) > 0) & ~(dilate(ink.astype(np.uint8) * 255, 1) > 0)
             drawn = np.median(pixels[region], axis=0)
             rows.append({"request": request, "prompt": prompt, "seed": sample_seed, "drawn": [round(v) for v in drawn],
                          "delta_e": delta_e(drawn, parse_color(request))})

@@ -12,7 +12,7 @@ import argparse
 
 from glyphfuse.data.render import SynthSource, render_example
 from glyphfuse.data.scenes import BackgroundBank
-from glyphfuse.data.synth import _style_fonts, get_data_recipe, load_words
+from glyphfuse.data.synth import style_fonts, get_data_recipe, load_words
 from glyphfuse.core.controls import SCENE_KINDS
 from glyphfuse.core.images import make_grid
 
@@ -29,7 +29,7 @@ def main() -> None:
     for row, prompt in enumerate(PROMPTS):
         for kind in SCENE_KINDS:
             style = get_data_recipe("scenes128").replace(scene_kinds=(kind,))
-            source = SynthSource(size=128, seed=args.seed, color=True, font_paths=_style_fonts(None, style), texts=[prompt],
+            source = SynthSource(size=128, seed=args.seed, color=True, font_paths=style_fonts(None, style), texts=[prompt],
                                  words=load_words(), style=style, backgrounds=bank)
             images.append(render_example(source, row).image)  # image `row`: another scene each row
     make_grid(images, columns=len(SCENE_KINDS)).save(args.out)

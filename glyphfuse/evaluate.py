@@ -25,6 +25,7 @@ the synth-fonts word lists.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Sequence
@@ -33,8 +34,7 @@ from glyphfuse import __version__
 from glyphfuse.ocr import tesseract
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import write_bytes_atomic
-from glyphfuse.core.controls import SceneControls
-from glyphfuse.data.imagefolder import encode_png, scan_image_folder
+from glyphfuse.data.imagefolder import encode_png
 from glyphfuse.ocr.metrics import cer, exact, summarize
 from glyphfuse.sampling.pipeline import PipelineResult, load_models, sample_many
 from glyphfuse.data.prompts import PROMPT_SETS, load_prompts, prompt_set_text  # noqa: F401 (the eval API)
@@ -94,7 +94,7 @@ def evaluate_model(
     results = sample_many(
         jobs, settings, base_model=base_model, base_config=base_config, sr_model=sr_model, sr_config=sr_config,
         device=device, ocr=True, ocr_processes=ocr_processes, show_progress=show_progress,
-        controls=None if kinds is None else [SceneControls(kind, *_colors(settings)) for kind in kinds],
+        controls=None if kinds is None else [dataclasses.replace(settings.controls(), kind=kind) for kind in kinds],
     )
     if images_dir is not None:
         for j, result in enumerate(results):
@@ -111,11 +111,6 @@ def balanced_kinds(config, settings: SamplingSettings, jobs: int) -> list[str] |
     if settings.style is not None:
         return [settings.style] * jobs
     return [config.scene_kinds[j % len(config.scene_kinds)] for j in range(jobs)]
-
-
-def _colors(settings: SamplingSettings) -> tuple:
-    controls = settings.controls()
-    return controls.text_color, controls.background_color
 
 
 def _by_kind(rows: Sequence[dict]) -> dict:
@@ -153,13 +148,8 @@ def evaluate_ground_truth(folder: str | Path, processes: int | None = None) -> d
     with the same OCR: ``{"folder", "summary", "rows"}``, the OCR ceiling at that image size."""
     rows = rank_folder(folder, processes=processes)
     rows.sort(key=lambda row: row["file"])
-    examples, _ = scan_image_folder(folder)
-    kinds = {example.image_path.relative_to(folder).as_posix(): example.controls.kind for example in examples if example.controls}
-    for row in rows:
-        if kinds.get(row["file"]):
-            row["kind"] = kinds[row["file"]]
     report = {"folder": str(folder), "summary": _summary(rows), "rows": rows}
-    if kinds:
+    if any(row.get("kind") for row in rows):  # colour scenes: rank_folder gave each row its kind
         report["by_kind"] = _by_kind(rows)
     return report
 

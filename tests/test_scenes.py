@@ -275,10 +275,10 @@ def test_the_scene_reader_reads_words_over_photos_that_tesseract_cannot(kind):
     from glyphfuse.ocr import reader, tesseract
 
     style = get_data_recipe("scenes128").replace(scene_kinds=(kind,))
-    from glyphfuse.data.synth import SynthSource, _style_fonts, load_words
+    from glyphfuse.data.synth import SynthSource, style_fonts, load_words
 
     words = ["PELICAN", "marmalade", "Quokka"]
-    source = SynthSource(size=128, seed=0, color=True, font_paths=_style_fonts(None, style), texts=words, words=load_words(),
+    source = SynthSource(size=128, seed=0, color=True, font_paths=style_fonts(None, style), texts=words, words=load_words(),
                          style=style, backgrounds=BackgroundBank.scan())
     from glyphfuse.data.render import render_example
 

@@ -278,3 +278,11 @@ def fit_lines(font_path: str, lines: Sequence[str], ladder: Sequence[int], start
                 break
             wrapped.pop()
     raise DoesNotFit
+
+
+def ink_box(coverage: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the inked pixels; None for a blank canvas."""
+    rows, cols = np.flatnonzero(coverage.any(axis=1)), np.flatnonzero(coverage.any(axis=0))
+    if len(rows) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

@@ -26,7 +26,7 @@ from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data.fonts import LAYOUT_CHARACTERS, font_charset, load_font
 from glyphfuse.data.layout import (
-    DoesNotFit, Layout, Placement, advance_width, canvas_margin, fit_lines, font_size_ladder, layout_block,
+    DoesNotFit, Layout, Placement, advance_width, canvas_margin, fit_lines, font_size_ladder, ink_box, layout_block,
     max_lines_for, measure_line,
 )
 from glyphfuse.data.scenes import BackgroundBank, paint_scene
@@ -223,14 +223,6 @@ def _compose(placements: list[Placement], size: int) -> np.ndarray | None:
     return coverage
 
 
-def _ink_box(coverage: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(left, top, right, bottom) of the inked pixels; None for a blank canvas."""
-    rows, cols = np.flatnonzero(coverage.any(axis=1)), np.flatnonzero(coverage.any(axis=0))
-    if len(rows) == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
 def render_example(source: SynthSource, index: int) -> Rendered:
     """Draw image ``index`` of a dataset (deterministic in source.seed and index)."""
     rng = image_rng(source.seed, index)
@@ -247,7 +239,7 @@ def render_example(source: SynthSource, index: int) -> Rendered:
         if source.texts is None and is_held_out(layout.lines):
             continue  # never render a word of the eval prompt sets
         coverage = _compose(_place(source, rng, chosen, size, margin), size)
-        bbox = None if coverage is None else _ink_box(coverage)
+        bbox = None if coverage is None else ink_box(coverage)
         if bbox is None:
             continue
         if bbox[0] < margin or bbox[1] < margin or bbox[2] > size - margin or bbox[3] > size - margin:

@@ -36,6 +36,7 @@ from PIL import Image, ImageFilter, ImageOps
 from glyphfuse.core.controls import SCENE_KINDS, SceneControls
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import load_image
+from glyphfuse.data.layout import ink_box
 
 MIN_CONTRAST_RATIO = 4.5  # WCAG "AA" for body text, against every background colour under the ink
 BACKGROUND_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -186,7 +187,7 @@ def legible_text_color(rng: random.Random, behind: np.ndarray, attempts: int = 2
     return black if contrast_ratio(black, lightest) >= contrast_ratio(white, darkest) else white
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """(H, W) uint8 coverage grown by ``radius`` px (a max filter)."""
     image = Image.fromarray(mask)
     return np.asarray(image.filter(ImageFilter.MaxFilter(2 * radius + 1)))
@@ -194,7 +195,7 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def _colors_under(background: Array, coverage: np.ndarray, radius: int = 2) -> np.ndarray:
     """(N, 3) background colours under the ink grown by ``radius``: what the text must stand out from."""
-    region = _dilate(coverage, radius) > 0
+    region = dilate(coverage, radius) > 0
     return background[region]
 
 
@@ -204,11 +205,6 @@ def _gradient(rng: random.Random, size: int, first, second) -> Array:
     along = xs * np.cos(angle) + ys * np.sin(angle)
     t = (along - along.min()) / max(along.max() - along.min(), 1e-6)
     return (1 - t)[..., None] * np.array(first, np.float32) + t[..., None] * np.array(second, np.float32)
-
-
-def _ink_box(coverage: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(coverage.any(axis=1)), np.flatnonzero(coverage.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def _fill_rect(canvas: Array, box: tuple[int, int, int, int], color) -> None:
@@ -248,14 +244,11 @@ def _gradient_kind(rng, coverage, size, bank):
 
 def _sign(rng, coverage, size, bank):
     canvas = bank.crop(rng, size, texture=rng.random() < 0.25)
-    left, top, right, bottom = _ink_box(coverage)
+    left, top, right, bottom = ink_box(coverage)
     pad = rng.randint(3, 8)
     box = (left - pad, top - pad, right + pad, bottom + pad)
-    if rng.random() < 0.4:  # a drop shadow under the panel
-        shade = canvas * 0.55
-        shifted = (box[0] + 2, box[1] + 2, box[2] + 2, box[3] + 2)
-        _fill_rect(canvas, shifted, 0)
-        canvas[max(0, shifted[1]):shifted[3], max(0, shifted[0]):shifted[2]] = shade[max(0, shifted[1]):shifted[3], max(0, shifted[0]):shifted[2]]
+    if rng.random() < 0.4:  # a drop shadow under the panel, 2 px down and right
+        canvas[max(0, box[1] + 2):box[3] + 2, max(0, box[0] + 2):box[2] + 2] *= 0.55
     panel = _random_color(rng)
     if rng.random() < 0.5:  # a border
         width = rng.randint(1, 2)
@@ -285,7 +278,7 @@ def _screen(rng, coverage, size, bank):
     canvas = outside.copy()
     dark = rng.random() < 0.5
     body = _hsv(rng, (0.0, 0.3), (0.1, 0.22)) if dark else _hsv(rng, (0.0, 0.1), (0.93, 1.0))
-    left, top, right, bottom = _ink_box(coverage)
+    left, top, right, bottom = ink_box(coverage)
     margin = rng.randint(2, 5)
     window = (max(0, left - margin - rng.randint(1, 4)), max(0, top - 12 - margin), min(size, right + margin + rng.randint(2, 30)),
               min(size, bottom + margin + rng.randint(1, 10)))
@@ -316,10 +309,10 @@ def paint_scene(kind: str, coverage: np.ndarray, rng: random.Random, bank: Backg
         fill = ((255, 255, 255) if rng.random() < 0.8 else (255, 225, 40)) if light else (0, 0, 0)
         edge = (0, 0, 0) if light else (255, 255, 255)
         if rng.random() < 0.65:
-            halo = _dilate(coverage, 1)
+            halo = dilate(coverage, 1)
         else:
             dx, dy = rng.choice(((1, 1), (2, 2), (1, 2)))
-            halo = np.roll(np.roll(_dilate(coverage, 1) if rng.random() < 0.5 else coverage, dy, axis=0), dx, axis=1)
+            halo = np.roll(np.roll(dilate(coverage, 1) if rng.random() < 0.5 else coverage, dy, axis=0), dx, axis=1)
             halo = np.asarray(Image.fromarray(halo).filter(ImageFilter.GaussianBlur(0.6)))
         canvas = _blend(background, halo, edge)
         text_color = fill

@@ -47,7 +47,7 @@ from glyphfuse.data.transcripts import (
 )
 
 __all__ = [  # defined here, then re-exported from their homes
-    "SynthSummary", "image_name", "prepare_out_dir", "synthesize",
+    "SynthSummary", "image_name", "prepare_out_dir", "style_fonts", "synthesize",
     "COMMON_WORDS", "DATA_RECIPES", "SynthStyle", "get_data_recipe", "held_out_tokens", "load_words", "parse_range",
     "Rendered", "SynthSource", "render_example",
 ]
@@ -114,7 +114,7 @@ def _check_arguments(count: int, size: int, workers: int, style: SynthStyle) -> 
         raise GlyphfuseError(f"--font-size must be MIN-MAX px with 4 <= MIN <= MAX <= {size}, not {font_px[0]}-{font_px[1]}")
 
 
-def _style_fonts(fonts_dir: str | Path | None, style: SynthStyle) -> list[str]:
+def style_fonts(fonts_dir: str | Path | None, style: SynthStyle) -> list[str]:
     """The font files of the fonts folder, only ``style.fonts`` when it names some."""
     font_paths = [str(path) for path in discover_fonts(fonts_dir)]
     if not style.fonts:
@@ -197,7 +197,7 @@ def synthesize(
     skipped and listed in ``SynthSummary.skipped_backgrounds``."""
     style = (style or SynthStyle()).replace(font_px=font_px)  # the style carries the font size from here
     _check_arguments(count, size, workers, style)
-    font_paths = _style_fonts(fonts_dir, style)
+    font_paths = style_fonts(fonts_dir, style)
     texts, skipped = _drawable_texts(text_file, font_paths) if text_file is not None else (None, 0)
     bank = None
     if style.scene_kinds:

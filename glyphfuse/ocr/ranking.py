@@ -63,16 +63,18 @@ def prune_candidates(scores: Sequence[float], keep_only_if_above: float = 0.8, d
 # ---------------------------------------------------------------------------------------------
 
 
-def _transcripts(root: Path) -> tuple[dict[Path, str], dict[Path, str]]:
-    """({image path: transcript}, {image path: why it has none}) from the shared folder reader."""
+def _transcripts(root: Path) -> tuple[dict[Path, str], dict[Path, str], dict[Path, str]]:
+    """({image path: transcript}, {image path: why it has none}, {image path: scene kind}) from the
+    shared folder reader."""
     examples, problems = scan_image_folder(root)
     texts = {example.image_path.resolve(): example.text for example in examples}
+    kinds = {example.image_path.resolve(): example.controls.kind for example in examples if example.controls and example.controls.kind}
     reasons: dict[Path, str] = {}
     for problem in problems:
         # Problems read "<path>: <reason>"; keep the reason for the image it names.
         path, _, reason = problem.partition(": ")
         reasons.setdefault(Path(path).resolve(), reason.removesuffix("; skipped") or "no transcript")
-    return texts, reasons
+    return texts, reasons, kinds
 
 
 def list_images(root: Path) -> list[Path]:
@@ -88,9 +90,9 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
     The prompt is ``prompt`` when given (the same for every image), else each image's transcript
     (``name.txt`` or its ``metadata.jsonl`` row). Each row: ``file`` (relative path), ``prompt``,
     ``ocr``, ``similarity`` (trigram), ``cer``, ``exact``, ``exact_ci`` and ``error`` (None when
-    fine). Images that cannot be decoded or have no transcript become rows with an ``error`` and
+    fine), and ``kind`` for a colour scene whose metadata row names one. Images that cannot be decoded or have no transcript become rows with an ``error`` and
     sort last. With ``case_insensitive`` the similarity and CER compare case-folded text.
-    ``show_progress``: an OCR progress bar on stderr (see :func:`glyphfuse.ocr.tesseract.read_images`).
+    ``show_progress``: an OCR progress bar on stderr (see :func:`glyphfuse.ocr.reader.read_images`).
     """
     tesseract.check_tesseract()  # fail fast, before decoding any image
     root = Path(root)
@@ -99,7 +101,7 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
     paths = list_images(root)
     if not paths:
         raise GlyphfuseError(f"{root}: no images (png, jpg, webp) found")
-    texts, reasons = ({}, {}) if prompt is not None else _transcripts(root)
+    texts, reasons, kinds = ({}, {}, {}) if prompt is not None else _transcripts(root)
 
     rows: list[dict] = []
     readable: list[tuple[dict, object]] = []  # (row, decoded image) pairs still to OCR
@@ -108,6 +110,8 @@ def rank_folder(root: str | Path, prompt: str | None = None, processes: int | No
                "cer": None, "exact": None, "exact_ci": None, "error": None}
         rows.append(row)
         row["prompt"] = prompt if prompt is not None else texts.get(path.resolve())
+        if path.resolve() in kinds:  # a colour scene's kind (its metadata row): eval reports by kind
+            row["kind"] = kinds[path.resolve()]
         if row["prompt"] is None:
             row["error"] = reasons.get(path.resolve(), "no transcript")
             continue

@@ -35,8 +35,9 @@ def read_images(images: Sequence[tesseract.ImageLike], processes: int | None = N
     suits it; see :func:`glyphfuse.ocr.tesseract.read_images` for ``processes`` and
     ``show_progress``. A colour picture without RapidOCR installed is a one-line GlyphfuseError."""
     pictures = [tesseract._as_image(item) for item in images]
-    colour = [i for i, picture in enumerate(pictures) if has_colour(picture)]
-    grey = [i for i in range(len(pictures)) if i not in set(colour)]
+    coloured = [has_colour(picture) for picture in pictures]
+    colour = [i for i, is_colour in enumerate(coloured) if is_colour]
+    grey = [i for i, is_colour in enumerate(coloured) if not is_colour]
     texts: list[str] = [""] * len(pictures)
     if grey:
         for i, text in zip(grey, tesseract.read_images([pictures[i] for i in grey], processes=processes, show_progress=show_progress)):

@@ -1,7 +1,7 @@
 """Reading colour scenes: RapidOCR, a scene-text engine, where tesseract cannot read.
 
 Tesseract reads dark text on a flat light page. On a colour scene it reads the photo too: on held-out
-words rendered in every scene kind (``benchmarks/bench_ocr.py --scenes``) it read signs and captions
+words rendered in every scene kind (``benchmarks/bench_scene_ocr.py``) it read signs and captions
 over photos almost never exactly, however the picture was preprocessed (grey, inverted, top-hat
 stroke maps, best of them by tesseract's own confidence). RapidOCR runs PaddleOCR's PP-OCR text
 detector and recogniser (Apache-2.0 models shipped inside the ``rapidocr_onnxruntime`` wheel, run
@@ -36,14 +36,6 @@ _LOCK = threading.Lock()  # one engine per process, built once, used by one thre
 
 class SceneOcrMissing(GlyphfuseError):
     """RapidOCR is not installed."""
-
-
-def scene_ocr_available() -> bool:
-    try:
-        import rapidocr_onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _engine():

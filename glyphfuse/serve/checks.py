@@ -132,15 +132,13 @@ def _scene_controls(data: dict, config: ModelConfig) -> dict[str, str | None]:
             if value not in config.scene_kinds:
                 raise BadRequest(f"unknown style {shown}; choose one of: {', '.join(config.scene_kinds)} (or null: drawn at random)")
             continue
-        if len(value) <= MAX_CONTROL_CHARS:
-            try:
-                parse_color(value, name)
-            except GlyphfuseError:
-                pass
-            else:
-                given[name] = value.strip()  # parse_color allows spaces around; the settings (and the log) get none
-                continue
-        raise BadRequest(f"{name} {shown} is neither #RRGGBB nor a colour name ({', '.join(sorted(NAMED_COLORS))})")
+        try:
+            if len(value) > MAX_CONTROL_CHARS:
+                raise GlyphfuseError("too long")
+            parse_color(value, name)
+        except GlyphfuseError:
+            raise BadRequest(f"{name} {shown} is neither #RRGGBB nor a colour name ({', '.join(sorted(NAMED_COLORS))})") from None
+        given[name] = value.strip()  # parse_color allows spaces around; the settings (and the log) get none
     return given
 
 
