@@ -9,7 +9,7 @@ graph's circles and upward imports. Run from the repository root:
 The layers, lowest first (:data:`LAYERS`): a module may import its own folder and the folders
 below it, never one above:
 
-    core -> data -> ocr -> sampling -> training -> evaluate, serve -> cli -> __main__
+    core -> data -> ocr -> sampling -> training -> evaluate, editing -> serve -> cli -> __main__
 
 Reads the source with ``ast`` only (nothing is imported or run). Imports inside functions count
 as edges too: a circle hidden in a function body is still a circle.
@@ -135,7 +135,8 @@ LAYERS = (
     ("ocr",),  # reading images back, scores, ranking
     ("sampling",),  # generate, settings, SR sampling, the rejection pipeline
     ("training",),  # the loop, its config, run folder, batches, SR training, warm start
-    ("evaluate", "serve"),  # applications of the stages: eval, the web server
+    ("evaluate", "editing"),  # applications of the stages: eval, edit a picture
+    ("serve",),  # the web server (sampling and editing)
     ("cli",),  # the command line
     ("__main__",),  # python -m glyphfuse
 )

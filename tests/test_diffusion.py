@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from glyphfuse.core.config import DiffusionConfig, get_preset
+from glyphfuse.sampling.generation import apply_guidance
 from glyphfuse.core.diffusion import (
     GaussianDiffusion,
-    apply_guidance,
     cosine_betas,
     dpmpp_2m,
     dynamic_threshold,

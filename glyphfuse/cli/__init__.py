@@ -13,7 +13,7 @@ import sys
 from rich.markup import escape
 
 # Importing a command module registers its commands; the order is the order of `glyphfuse --help`.
-from glyphfuse.cli import data_commands, train_commands, sample_commands, score_commands, export_commands, serve_commands  # noqa: F401, I001
+from glyphfuse.cli import data_commands, train_commands, sample_commands, edit_commands, score_commands, export_commands, serve_commands  # noqa: F401, I001
 from glyphfuse.cli.app import app, console
 from glyphfuse.core.errors import GlyphfuseError
 

@@ -9,7 +9,7 @@ from glyphfuse import __version__
 
 HELP = """Train and sample diffusion models that write a given text legibly into images.
 
-The pipeline: [bold]synth-fonts[/] renders training images -> [bold]train-base[/] trains a model -> [bold]warm-start[/] + [bold]train-sr[/] add a super-resolution stage -> [bold]sample[/] draws images (best of N by OCR) -> [bold]eval[/] scores how legibly a model writes held-out prompts. [bold]serve[/] answers a local web page and HTTP API from a model loaded once. [bold]export[/] packages weights; [bold]info[/] describes models; [bold]ocr-rank[/] reads any images.
+The pipeline: [bold]synth-fonts[/] renders training images -> [bold]train-base[/] trains a model -> [bold]warm-start[/] + [bold]train-sr[/] add a super-resolution stage -> [bold]sample[/] draws images (best of N by OCR) -> [bold]eval[/] scores how legibly a model writes held-out prompts. [bold]edit[/] writes a text into a box of your own picture (an inpainting model from [bold]warm-start --inpaint[/] + [bold]train-inpaint[/]). [bold]serve[/] answers a local web page and HTTP API from a model loaded once. [bold]export[/] packages weights; [bold]info[/] describes models; [bold]ocr-rank[/] reads any images.
 
 [bold]Examples[/]
 
@@ -20,6 +20,8 @@ The pipeline: [bold]synth-fonts[/] renders training images -> [bold]train-base[/
   glyphfuse train-base data/lines64 -o runs/mine -m lines64 --lr 2e-3
 
   glyphfuse eval -c runs/mine/checkpoints/step_2500 -p words -n 2
+
+  glyphfuse edit photo.jpg "OPEN\\n24 h" --box 120,80,300,140 -o open.png -c ckpt/inpaint128
 
   glyphfuse serve        # then open http://127.0.0.1:7860/
 

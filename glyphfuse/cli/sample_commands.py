@@ -110,7 +110,7 @@ def _print_written(results: list, paths: list[Path], settings, size: int, grid: 
 @app.command("info")
 def info(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Describe this checkpoint folder."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset in full (tiny, words32, lines64, lines128, lines256, scenes128, scenes256, base64, base128, sr256)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset in full (tiny, words32, lines64, lines128, lines256, scenes128, scenes256, inpaint128, base64, base128, sr256)."),
 ) -> None:
     """Describe the packaged default model (its recipe and measured scores) and the presets, or one checkpoint or preset: configuration and parameter counts.
 

@@ -1,6 +1,6 @@
-"""``glyphfuse train-base``, ``warm-start`` and ``train-sr``: train models.
+"""``glyphfuse train-base``, ``warm-start``, ``train-sr`` and ``train-inpaint``: train models.
 
-The options that the two training commands share are declared once, in :data:`TRAINING_OPTIONS`:
+The options that the training commands share are declared once, in :data:`TRAINING_OPTIONS`:
 one row per flag, naming the TrainConfig field it sets. :func:`training_command` appends them to a
 command's own parameters and hands the command ``overrides`` ({field: value, None = not given})
 and ``resume``. A new training flag is a TrainConfig field plus one row.
@@ -24,7 +24,7 @@ from glyphfuse.cli.options import finite, seed_range
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data.prompts import load_prompt_file
 
-BASE, SR = "train-base", "train-sr"
+BASE, SR, INPAINT = "train-base", "train-sr", "train-inpaint"
 
 
 def _prompts_of(path: Optional[Path]) -> Optional[list[str]]:
@@ -46,7 +46,7 @@ class TrainingOption:
     help: str | dict[str, str]  # the same for every command, or one text per command
     checks: dict[str, Any] = field(default_factory=dict)  # typer.Option's min=, callback= ...
     default: Any = None
-    commands: tuple[str, ...] = (BASE, SR)
+    commands: tuple[str, ...] = (BASE, SR, INPAINT)
     convert: Callable[[Any], Any] = lambda value: value  # flag value -> TrainConfig value
 
     def option(self, command: str) -> Any:
@@ -59,7 +59,7 @@ TRAINING_OPTIONS = (
     TrainingOption("steps", "max_steps", Optional[int], ("--steps",), "Train until this many optimizer steps in total (default 100000).", {"min": 1}),
     TrainingOption("batch_size", "batch_size", Optional[int], ("--batch-size", "-b"), "Images per process per micro-batch (default 32).", {"min": 1}),
     TrainingOption("grad_accum", "grad_accum", Optional[int], ("--grad-accum",), "Micro-batches per optimizer step (default 1).", {"min": 1}),
-    TrainingOption("lr", "lr", Optional[float], ("--lr",), {BASE: "Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3).", SR: "Peak AdamW learning rate (default 1e-4)."}, {"callback": finite}),
+    TrainingOption("lr", "lr", Optional[float], ("--lr",), {BASE: "Peak AdamW learning rate (default 1e-4; tiny runs like 1e-3).", SR: "Peak AdamW learning rate (default 1e-4).", INPAINT: "Peak AdamW learning rate (default 1e-4)."}, {"callback": finite}),
     TrainingOption("warmup", "warmup_steps", Optional[int], ("--warmup",), "Linear warm-up steps, then --lr-schedule (default 1000).", {"min": 0}),
     TrainingOption("lr_schedule", "lr_schedule", Optional[str], ("--lr-schedule",), "After warm-up: constant (default) | cosine (down to --min-lr-ratio x lr at --steps)."),
     TrainingOption("min_lr_ratio", "min_lr_ratio", Optional[float], ("--min-lr-ratio",), "Cosine schedule: the last step's LR as a fraction of --lr (default 0.1).", {"callback": finite}),
@@ -76,12 +76,13 @@ TRAINING_OPTIONS = (
     TrainingOption("sample_every", "sample_every", Optional[int], ("--sample-every",), {
         BASE: "Steps between sample grids samples/step_N.png (default 1000; 0 = never).",
         SR: "Steps between sample grids samples/step_N.png: low-res | SR | ground truth (default 1000; 0 = never).",
+        INPAINT: "Steps between sample grids samples/step_N.png (whole pictures, nothing known; default 1000; 0 = never).",
     }, {"min": 0}),
-    TrainingOption("sample_prompts", "sample_prompts", Optional[Path], ("--sample-prompts",), "Prompt file for the sample grids (one per line, \\n = line break). Default: examples/sample_prompts.txt's list.", commands=(BASE,), convert=_prompts_of),
+    TrainingOption("sample_prompts", "sample_prompts", Optional[Path], ("--sample-prompts",), "Prompt file for the sample grids (one per line, \\n = line break). Default: examples/sample_prompts.txt's list.", commands=(BASE, INPAINT), convert=_prompts_of),
     TrainingOption("log_every", "log_every", Optional[int], ("--log-every",), "Steps between metrics.jsonl rows (default 50).", {"min": 1}),
     TrainingOption("workers", "num_workers", Optional[int], ("--workers",), "DataLoader worker processes (default 2).", {"min": 0}),
     TrainingOption("compile_model", "compile", Optional[bool], ("--compile/--no-compile",), "torch.compile the model (default off)."),
-    TrainingOption("seed", "seed", Optional[int], ("--seed",), {BASE: "Seed of the initial weights, data order and noise (default 0).", SR: "Seed of the data order and noise (default 0)."}, {"callback": seed_range}),
+    TrainingOption("seed", "seed", Optional[int], ("--seed",), {BASE: "Seed of the initial weights, data order and noise (default 0).", SR: "Seed of the data order and noise (default 0).", INPAINT: "Seed of the data order, masks and noise (default 0)."}, {"callback": seed_range}),
     TrainingOption("no_progress", "progress", bool, ("--no-progress",), "No progress bar (a line every --log-every steps instead).", default=False, convert=_progress_of),
 )
 
@@ -152,6 +153,8 @@ def train_base(
     train_config = config_for_run(data, out, config_file=config, model=model, overrides=overrides, resume=resume)
     if train_config.model_config().is_super_resolution:
         raise GlyphfuseError(f"model {train_config.model_config().name!r} is a super-resolution model; train-base needs a base model (use train-sr)")
+    if train_config.model_config().inpaint:
+        raise GlyphfuseError(f"model {train_config.model_config().name!r} is an inpainting model; train it with train-inpaint")
     result = train(train_config, out, resume=resume, init_model=init_model)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
@@ -166,6 +169,7 @@ def warm_start(
     low_res_noise_max: float = typer.Option(0.2, "--low-res-noise-max", min=0.0, max=1.0, callback=finite, help="Max noise-augmentation level of the low-res input during SR training (0 = none)."),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the SR model config (default BASE-srSIZE)."),
     seed: int = typer.Option(0, "--seed", callback=seed_range, help="Seed of the freshly initialised SR layers."),
+    inpaint: bool = typer.Option(False, "--inpaint", help="Build the base model's inpainting model instead (for glyphfuse edit): every tensor copied, the inputs for the masked picture and the mask start at zero."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a checkpoint already in OUT (never the input, never a training checkpoint)."),
 ) -> None:
     """Build a super-resolution model from a trained base model: copy every base tensor that has a place in it.
@@ -177,8 +181,19 @@ def warm_start(
       glyphfuse warm-start runs/base128/checkpoints/step_100000 --out ckpt/sr256-init
 
       glyphfuse warm-start runs/tiny --out ckpt/tiny-sr128 --sr-size 128
+
+      glyphfuse warm-start exports/scenes128-base-step_10112 --inpaint --out ckpt/inpaint128-init
     """
     from glyphfuse.training.warm_start import report_rows, warm_start_checkpoint
+
+    if inpaint:
+        from glyphfuse.training.inpaint import warm_start_inpaint_checkpoint
+
+        if sr_size is not None:
+            raise GlyphfuseError("--sr-size is for super-resolution models; --inpaint keeps the base model's size")
+        path = warm_start_inpaint_checkpoint(base_checkpoint, out, name=name, overwrite=overwrite)
+        print(f"wrote {path}: the inpainting model of {base_checkpoint}, every tensor copied; it sees the masked picture and the mask (their weights start at zero)")
+        return
 
     path, report = warm_start_checkpoint(base_checkpoint, out, sr_size=sr_size, seed=seed, low_res_noise_max=low_res_noise_max, name=name, overwrite=overwrite)
     Console().print(report_table(report_rows(report), report.summary(), title=escape(f"warm start {base_checkpoint} -> {path}")))
@@ -231,5 +246,32 @@ def train_sr(
     from glyphfuse.training.sr import train_sr as train_super_resolution
 
     result = train_super_resolution(data, out, init=init, model=model, config_file=config, overrides=overrides, resume=resume)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@training_command(INPAINT)
+def train_inpaint(
+    data: Path = typer.Argument(..., help="Image folder of the data recipe scenes128 (synth-fonts --recipe scenes128): the text masks use its text frame."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints/, samples/, metrics.jsonl, run.json."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Inpainting checkpoint to start from (glyphfuse warm-start BASE --inpaint). Not needed to resume."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TrainConfig JSON file (any subset of its fields); flags override it."),
+    *,
+    resume: Optional[bool],
+    overrides: dict[str, Any],
+) -> None:
+    """Train an inpainting model (for glyphfuse edit) on an image folder, on the same trainer as train-base.
+
+    Each example gets a mask (1 = draw here): 60 % the place where the data writes its text, grown by 1-12 px a side; 30 % a random rectangle; 10 % everything. The model sees the picture with the mask's part blanked and learns to draw it back. Resumable; running the same command again continues from OUT/checkpoints/latest.
+
+    [bold]Examples[/]
+
+      glyphfuse warm-start exports/scenes128-base-step_10112 --inpaint --out ckpt/inpaint128-init
+
+      glyphfuse train-inpaint work/scenes128/data --init ckpt/inpaint128-init --out runs/inpaint128 --lr 5e-4 --steps 2000
+    """
+    from glyphfuse.training.inpaint import train_inpaint as train_inpainting
+
+    result = train_inpainting(data, out, init=init, config_file=config, overrides=overrides, resume=resume)
     if result.exit_code:
         raise typer.Exit(result.exit_code)

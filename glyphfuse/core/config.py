@@ -10,6 +10,7 @@ it is what a checkpoint's ``config.json`` contains. Presets:
 * ``lines256`` – the 128 -> 256 px super-resolution model of ``lines128`` (one outer level)
 * ``scenes128`` – ``lines128`` in RGB with scene controls (kind, text and background colour)
 * ``scenes256`` – the 128 -> 256 px super-resolution model of ``scenes128``
+* ``inpaint128`` – ``scenes128`` that also sees a masked image and its mask: ``glyphfuse edit``
 * ``base64``  – the 64 px base model
 * ``base128`` – the 128 px base model
 * ``sr256``   – the 128 -> 256 px super-resolution model (``base128`` plus one outer level)
@@ -90,6 +91,9 @@ class ModelConfig(JsonConfig):
     scene_kinds: tuple[str, ...] = ()
     low_res_size: int | None = None  # set for super-resolution models: the conditioning size
     low_res_noise_max: float = 0.0  # SR only: max noise-augmentation level of the low-res input
+    # inpainting models: the U-Net also sees the masked image and the mask (1 = draw here), so it
+    # redraws only the masked part of a picture (glyphfuse.training.inpaint, glyphfuse edit)
+    inpaint: bool = False
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -97,6 +101,14 @@ class ModelConfig(JsonConfig):
     @property
     def is_super_resolution(self) -> bool:
         return self.low_res_size is not None
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the U-Net sees: the noisy image, plus the upsampled low-res image (SR) or the
+        masked image and the mask (inpainting)."""
+        if self.is_super_resolution:
+            return 2 * self.channels
+        return 2 * self.channels + 1 if self.inpaint else self.channels
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> "ModelConfig":
@@ -147,7 +159,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "text.num_buckets": (1, 1024),
     "text.max_distance": (1, 4096),
     "text.max_lines": (1, 1024),
-    "unet.in_channels": (1, 6),
+    "unet.in_channels": (1, 7),
     "unet.out_channels": (1, 3),
     "unet.base_channels": (1, 1024),
     "unet.channel_mult": (1, 16),
@@ -188,6 +200,8 @@ def validate_model_config(config: "ModelConfig", where: str = "config") -> None:
         )
     if config.low_res_size is not None and config.low_res_size >= config.image_size:
         raise GlyphfuseError(f"{where}.low_res_size: {config.low_res_size} must be smaller than image_size {config.image_size}")
+    if config.inpaint and config.is_super_resolution:
+        raise GlyphfuseError(f"{where}.inpaint: a super-resolution model cannot also be an inpainting model")
     if config.unet.patch_size > config.image_size:
         raise GlyphfuseError(f"{where}.unet.patch_size: {config.unet.patch_size} is larger than image_size {config.image_size}")
 
@@ -323,6 +337,16 @@ def sr_config_for(base: ModelConfig, sr_size: int, *, name: str | None = None, l
     )
 
 
+def inpaint_config_for(base: ModelConfig, *, name: str | None = None) -> ModelConfig:
+    """The inpainting config of ``base``: the same network, whose U-Net also sees the masked image
+    and the mask (in_channels = 2 * channels + 1), so that every weight of ``base`` warm-starts it
+    (glyphfuse.training.inpaint.inpaint_warm_start)."""
+    if base.is_super_resolution or base.inpaint:
+        raise GlyphfuseError(f"model config {base.name!r} is a super-resolution or inpainting model; give a base model config")
+    return dataclasses.replace(base, name=name or f"{base.name}-inpaint", inpaint=True,
+                               unet=dataclasses.replace(base.unet, in_channels=2 * base.channels + 1))
+
+
 def _sr256() -> ModelConfig:
     return sr_config_for(_base128(), 256, name="sr256", low_res_noise_max=0.2)
 
@@ -335,8 +359,12 @@ def _scenes256() -> ModelConfig:
     return sr_config_for(_scenes128(), 256, name="scenes256", low_res_noise_max=0.2)
 
 
+def _inpaint128() -> ModelConfig:
+    return inpaint_config_for(_scenes128(), name="inpaint128")
+
+
 PRESETS = {"tiny": _tiny, "words32": _words32, "lines64": _lines64, "lines128": _lines128, "lines256": _lines256,
-           "scenes128": _scenes128, "scenes256": _scenes256,
+           "scenes128": _scenes128, "scenes256": _scenes256, "inpaint128": _inpaint128,
            "base64": _base64, "base128": _base128, "sr256": _sr256}
 
 

@@ -13,17 +13,16 @@ network is always given the ORIGINAL timestep (0..num_timesteps-1, as float) eve
 with fewer steps: :meth:`GaussianDiffusion.respace` builds a shorter chain over an evenly spaced
 subset of the original timesteps and keeps ``timestep_map`` from its indices to the originals.
 
-Sampling: DDPM ancestral sampling (posterior variance, "fixed small"), DDIM (``eta`` = 0 is
-deterministic, ``eta`` = 1 has the DDPM variance) and DPM-Solver++(2M) (Lu et al. 2022: a
-second-order multistep solver of the same ODE as DDIM with eta 0, on the same respaced grid),
-any number of steps. The predicted x0 is clipped to [-1, 1] (static) or dynamically thresholded
-(Imagen) before each update.
-All randomness comes from the ``generator`` argument: one ``torch.Generator`` for the whole
-batch, or a list with one generator per sample (so a sample does not depend on its batch).
+Sampling: DDPM ancestral (posterior variance "fixed small"), DDIM (``eta`` 0 deterministic, 1 the
+DDPM variance) and DPM-Solver++(2M) (Lu et al. 2022: second order, the ODE of DDIM with eta 0, on
+the same respaced grid), any number of steps, x0 clipped (or Imagen-thresholded) before each
+update; DDPM and DDIM also inpaint training-free (RePaint). All randomness comes from the
+``generator`` argument: one ``torch.Generator`` for the batch, or one per sample.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -84,18 +83,6 @@ def space_timesteps(num_timesteps: int, steps: int) -> list[int]:
         return [num_timesteps - 1]
     # Spacing (T-1)/(steps-1) >= 1, so the rounded values are distinct.
     return [int(t) for t in np.round(np.linspace(0, num_timesteps - 1, steps))]
-
-
-# ---------------------------------------------------------------------------------------------
-# Small helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float) -> torch.Tensor:
-    """Classifier-free guidance: uncond + scale * (cond - uncond). scale 1 = conditional output."""
-    if scale == 1.0:
-        return cond_out
-    return uncond_out + scale * (cond_out - uncond_out)
 
 
 def dynamic_threshold(x0: torch.Tensor, percentile: float) -> torch.Tensor:
@@ -325,9 +312,7 @@ class GaussianDiffusion:
         t = torch.full((x.shape[0],), index, dtype=torch.long, device=x.device)
         x0, _ = self._denoise(model_fn, x, t, clip, threshold)
         mean, variance, _ = self.q_posterior_mean_variance(x0, x, t)
-        if index == 0 or noise is None:
-            return mean
-        return mean + variance.sqrt() * noise
+        return mean if index == 0 or noise is None else mean + variance.sqrt() * noise
 
     def ddim_step(self, model_fn: ModelFn, x: torch.Tensor, index: int, noise: torch.Tensor | None, *, eta: float = 0.0, clip: bool = True, threshold: float | None = None) -> torch.Tensor:
         """One DDIM step (Song et al. 2021, eq. 12) at chain index ``index``:
@@ -335,8 +320,7 @@ class GaussianDiffusion:
         sigma = eta * sqrt((1 - abar_prev)/(1 - abar_t)) * sqrt(1 - abar_t/abar_prev)."""
         t = torch.full((x.shape[0],), index, dtype=torch.long, device=x.device)
         x0, eps = self._denoise(model_fn, x, t, clip, threshold)
-        abar = float(self.alphas_cumprod[index])
-        abar_prev = float(self.alphas_cumprod_prev[index])
+        abar, abar_prev = float(self.alphas_cumprod[index]), float(self.alphas_cumprod_prev[index])
         sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar)) * math.sqrt(max(0.0, 1 - abar / abar_prev))
         x_prev = math.sqrt(abar_prev) * x0 + math.sqrt(max(0.0, 1 - abar_prev - sigma**2)) * eps
         if sigma > 0 and noise is not None:
@@ -359,6 +343,7 @@ class GaussianDiffusion:
         device: torch.device | str = "cpu",
         initial_noise: torch.Tensor | None = None,
         start_image: torch.Tensor | None = None, start_fraction: float = 1.0,
+        known: torch.Tensor | None = None, mask: torch.Tensor | None = None, resample: int = 1,
     ) -> torch.Tensor:
         """Draw samples (B, C, H, W) in [-1, 1] by running ``steps`` denoising steps from noise.
 
@@ -370,6 +355,9 @@ class GaussianDiffusion:
         progress: called as progress(steps_done, steps_total) after every step.
         start_image: (B, C, H, W) to refine instead of pure noise: the chain covers the first
         ``start_fraction`` of the timesteps, starting from it noised there (SR: the bicubic upsample).
+        known (B, C, H, W), mask (B, 1, H, W), 1 = draw: training-free inpainting (RePaint, Lugmayr et al.
+        2022; ddim or ddpm): after every step the known pixels, noised to it, replace the drawn ones
+        where mask is 0; ``resample`` > 1 backs up one step (forward noise) and redoes it, to harmonise.
         """
         check_sampler(sampler)
         if eta < 0 or (eta > 0 and sampler == "dpmpp-2m"):
@@ -380,6 +368,8 @@ class GaussianDiffusion:
         x = initial_noise.to(device=device, dtype=torch.float32) if initial_noise is not None else randn(shape, generator, device)
         if start_image is not None:  # noised to the chain's top timestep
             x = chain.q_sample(start_image.to(device=device, dtype=torch.float32), torch.full((shape[0],), chain.num_steps - 1, device=device), x)
+        if known is not None and (sampler == "dpmpp-2m" or resample < 1):
+            raise GlyphfuseError(f"training-free inpainting runs with the ddim or ddpm sampler and resample >= 1, not {sampler}, {resample}")
         if sampler == "dpmpp-2m":
 
             def denoise(x_t: torch.Tensor, index: int) -> torch.Tensor:
@@ -388,13 +378,23 @@ class GaussianDiffusion:
 
             return dpmpp_2m(denoise, x, chain.alphas_cumprod.tolist(), progress).clamp(-1.0, 1.0)
         total = chain.num_steps
+        x = chain.paste_known(x, total - 1, known, mask, generator)
         for done, index in enumerate(reversed(range(total)), start=1):
-            stochastic = index > 0 and (sampler == "ddpm" or eta > 0)
-            noise = randn(shape, generator, device) if stochastic else None
-            if sampler == "ddpm":
-                x = chain.ddpm_step(model_fn, x, index, noise, clip=clip, threshold=dynamic_threshold)
-            else:
-                x = chain.ddim_step(model_fn, x, index, noise, eta=eta, clip=clip, threshold=dynamic_threshold)
+            for round_ in range(resample if known is not None else 1):
+                noise = randn(shape, generator, device) if index > 0 and (sampler == "ddpm" or eta > 0) else None
+                step = chain.ddpm_step if sampler == "ddpm" else functools.partial(chain.ddim_step, eta=eta)
+                x = chain.paste_known(step(model_fn, x, index, noise, clip=clip, threshold=dynamic_threshold), index - 1, known, mask, generator)
+                if round_ < resample - 1 and index > 0:  # RePaint: back up one step (forward noise) and redo it
+                    beta = float(chain.betas[index])
+                    x = math.sqrt(1.0 - beta) * x + math.sqrt(beta) * randn(shape, generator, device)
             if progress is not None:
                 progress(done, total)
         return x.clamp(-1.0, 1.0)
+
+    def paste_known(self, x: torch.Tensor, index: int, known: torch.Tensor | None, mask: torch.Tensor | None, generator) -> torch.Tensor:
+        """x at chain index ``index`` (-1: clean) with the known pixels (where ``mask`` is 0), noised to there afresh, put back."""
+        if known is None or mask is None:
+            return x
+        t = torch.full((x.shape[0],), max(index, 0), device=x.device)
+        noised = known.to(x) if index < 0 else self.q_sample(known.to(x), t, randn(tuple(x.shape), generator, x.device))
+        return mask.to(x) * x + (1.0 - mask.to(x)) * noised

@@ -5,7 +5,7 @@ One forward pass::
     emb  = time_embed(sinusoid(t))  [+ low_res_noise_embed(sinusoid(noise_level * 1000)) for SR]
                                     [+ control_embed(kind, text colour, background colour) for scenes]
     text = text_encoder(tokens, line ids, mask, emb)        # (B, L, W_text), once per forward
-    out  = unet(x_t [| upsampled low_res], emb, text, mask)  # text stream evolves in the weave layers
+    out  = unet(x_t [| upsampled low_res] [| masked image | mask], emb, text, mask)  # text stream evolves in the weave layers
 
 Each row of the batch is computed independently of the others: all masks are batch-major and
 padding keys get exactly zero attention, so a prompt's output does not depend on its batch
@@ -29,9 +29,9 @@ from glyphfuse.core.unet import UNet
 
 def _check_config(config: ModelConfig) -> None:
     unet = config.unet
-    expected_in = 2 * config.channels if config.is_super_resolution else config.channels
+    expected_in = config.input_channels
     if unet.in_channels != expected_in:
-        kind = "super-resolution" if config.is_super_resolution else "base"
+        kind = "super-resolution" if config.is_super_resolution else "inpainting" if config.inpaint else "base"
         raise GlyphfuseError(
             f"model config {config.name!r}: unet.in_channels is {unet.in_channels}, a {kind} model with "
             f"{config.channels} image channel(s) needs {expected_in}"
@@ -90,9 +90,13 @@ class GlyphModel(nn.Module):
         low_res: torch.Tensor | None = None,
         low_res_noise_level: torch.Tensor | None = None,
         controls: ControlBatch | None = None,
+        masked_image: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         # x_t: (B, C, H, W); timesteps: (B,) float in 0..num_timesteps-1 -> (B, out_channels, H, W)
         # controls: the scene controls of a colour model (None: none given); other models ignore them
+        # masked_image (B, C, H, W), mask (B, 1, H, W): an inpainting model's known picture, zero where
+        # mask is 1 (draw there); not given = nothing known, the model draws the whole picture
         B = x_t.shape[0]
         if len(text) != B:
             raise ValueError(f"batch of {B} images but {len(text)} prompts")
@@ -109,6 +113,15 @@ class GlyphModel(nn.Module):
             emb = emb + self.low_res_noise_embed(timestep_embedding(low_res_noise_level.to(x_t.device).expand(B) * 1000.0, base))
         elif low_res is not None:
             raise ValueError(f"model {self.config.name!r} is not a super-resolution model; low_res must be None")
+
+        if self.config.inpaint:
+            if mask is None:
+                mask = torch.ones_like(x_t[:, :1])
+            if masked_image is None:
+                masked_image = torch.zeros_like(x_t)
+            x_t = torch.cat([x_t, masked_image.to(x_t), mask.to(x_t)], dim=1)  # (B, 2C + 1, H, W)
+        elif masked_image is not None or mask is not None:
+            raise ValueError(f"model {self.config.name!r} is not an inpainting model; masked_image and mask must be None")
 
         if self.control_embed is not None:
             if controls is None:

@@ -173,14 +173,36 @@ def _choose_text(source: SynthSource, rng: random.Random, ladder: Sequence[int],
 # ------------------------------------------------------------------------------------------------
 
 
+def fixed_rows(style: SynthStyle, font_px: int, font_path: str, size: int) -> tuple[int, int]:
+    """Placement ``fixed``: (top, pitch) in px: line k's ascender line is at top + k * pitch in every
+    image (the block of the most lines is centred vertically)."""
+    ascent, descent = load_font(font_path, font_px).getmetrics()
+    pitch = ascent + descent
+    most = (style.lines or (1, max_lines_for(size)))[1]
+    return (size - most * pitch) // 2, pitch
+
+
+def fixed_text_frame(text: str, style: SynthStyle, font_path: str, size: int) -> tuple[int, int, int, int]:
+    """Where a ``fixed``-placement, left-aligned style with one font size writes ``text`` on a
+    size x size canvas: (left, top, right, bottom) in px of its lines' pen boxes (the left margin
+    to the widest line's advance, the first line's ascender to the last line's descender). A model
+    trained on such data writes there; ``glyphfuse edit`` maps a user's box onto it."""
+    if style.placement != "fixed" or style.align != "left" or style.font_px is None or style.font_px[0] != style.font_px[1]:
+        raise GlyphfuseError("a text frame needs a data recipe with fixed, left-aligned lines in one font size (e.g. scenes128)")
+    font_px = style.font_px[0]
+    lines = text.split("\n")
+    top, pitch = fixed_rows(style, font_px, font_path, size)
+    font = load_font(font_path, font_px)
+    margin = canvas_margin(size)
+    width = max(advance_width(font, line) for line in lines)
+    return margin, top, margin + int(np.ceil(width)), top + len(lines) * pitch
+
+
 def _fixed_rows(source: SynthSource, font_path: str, font_px: int, layout: Layout, size: int, margin: int) -> list[Placement]:
     """Placement ``fixed``: glyph placements with line k's ascender line at the same height in
-    every image (the block of the most lines is centred) and a fixed left pen position."""
+    every image (:func:`fixed_rows`) and a fixed left pen position."""
     font = load_font(font_path, font_px)
-    ascent, descent = font.getmetrics()
-    pitch = ascent + descent
-    most = (source.style.lines or (1, max_lines_for(size)))[1]
-    top = (size - most * pitch) // 2
+    top, pitch = fixed_rows(source.style, font_px, font_path, size)
     placements = []
     for k, line in enumerate(layout.lines):
         glyphs, box = measure_line(font, line)

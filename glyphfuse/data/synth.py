@@ -28,12 +28,14 @@ synthetic-data API use (styles, recipes, held-out tokens, one-image rendering), 
 
 from __future__ import annotations
 
+import functools
+import math
 import multiprocessing
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.errors import GlyphfuseError
@@ -41,13 +43,13 @@ from glyphfuse.data.scenes import BackgroundBank
 from glyphfuse.data.imagefolder import METADATA_FILE, MetadataWriter, write_example
 from glyphfuse.data.fonts import discover_fonts, font_supports
 from glyphfuse.core.progress import ProgressBar
-from glyphfuse.data.render import Rendered, SynthSource, render_example
+from glyphfuse.data.render import Rendered, SynthSource, fixed_text_frame, render_example
 from glyphfuse.data.transcripts import (
     COMMON_WORDS, DATA_RECIPES, SynthStyle, get_data_recipe, held_out_tokens, load_text_file, load_words, parse_range,
 )
 
 __all__ = [  # defined here, then re-exported from their homes
-    "SynthSummary", "image_name", "prepare_out_dir", "style_fonts", "synthesize",
+    "FRAME_RECIPE", "SynthSummary", "image_name", "prepare_out_dir", "recipe_text_frame", "style_fonts", "synthesize",
     "COMMON_WORDS", "DATA_RECIPES", "SynthStyle", "get_data_recipe", "held_out_tokens", "load_words", "parse_range",
     "Rendered", "SynthSource", "render_example",
 ]
@@ -123,6 +125,28 @@ def style_fonts(fonts_dir: str | Path | None, style: SynthStyle) -> list[str]:
     if missing:
         raise GlyphfuseError(f"font(s) {', '.join(missing)} not in the fonts folder {fonts_dir or 'fonts/'}")
     return [path for path in font_paths if Path(path).name in style.fonts]
+
+
+# the data recipe whose text frame inpainting masks and glyphfuse edit use: the colour models' data
+FRAME_RECIPE = "scenes128"
+
+
+@functools.lru_cache(maxsize=8)
+def recipe_text_frame(recipe: str = FRAME_RECIPE, size: int = 128) -> Callable[[str], tuple[int, int, int, int]]:
+    """text -> (left, top, right, bottom): where data of the recipe ``recipe`` writes that text
+    (:func:`glyphfuse.data.render.fixed_text_frame` at the recipe's own size, with its font from
+    fonts/), scaled to a ``size`` px canvas (rounded outwards). GlyphfuseError (here, once) for a
+    recipe without a fixed text frame."""
+    style = get_data_recipe(recipe)
+    font_path = style_fonts(None, style)[0]
+    fixed_text_frame("a", style, font_path, style.size)
+    factor = size / style.size
+
+    def frame_of(text: str) -> tuple[int, int, int, int]:
+        left, top, right, bottom = fixed_text_frame(text, style, font_path, style.size)
+        return math.floor(left * factor), math.floor(top * factor), math.ceil(right * factor), math.ceil(bottom * factor)
+
+    return functools.lru_cache(maxsize=4096)(frame_of)
 
 
 def _drawable_texts(text_file: str | Path, font_paths: list[str]) -> tuple[list[str], int]:

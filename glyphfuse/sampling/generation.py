@@ -26,7 +26,7 @@ from glyphfuse.core.shards import INDEX_NAME
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.controls import ControlBatch, SceneControls
 from glyphfuse.core.device import autocast_dtype, resolve_device
-from glyphfuse.core.diffusion import GaussianDiffusion, apply_guidance
+from glyphfuse.core.diffusion import GaussianDiffusion
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import check_writable, write_bytes_atomic
 from glyphfuse.core.images import make_grid, tensor_to_pil
@@ -56,6 +56,13 @@ def packaged_sr_dir() -> Path | None:
     """The super-resolution checkpoint packaged with the default model (glyphfuse/default_model/sr/),
     or None: with it, the default model is a cascade and ``sample`` upsamples by default."""
     folder = DEFAULT_MODEL_DIR / "sr"
+    return folder if _holds_checkpoint(folder) else None
+
+
+def packaged_edit_dir() -> Path | None:
+    """The edit model packaged with glyphfuse (glyphfuse/default_model/edit/: an inpainting model for
+    ``glyphfuse edit`` and the serve page), or None when none is installed."""
+    folder = DEFAULT_MODEL_DIR / "edit"
     return folder if _holds_checkpoint(folder) else None
 
 
@@ -92,34 +99,44 @@ def domain_warning(prompt: str, checkpoint_dir: str | Path | None = None) -> str
     return f"the prompt is outside what this model was trained to write ({'; '.join(problems)}); its domain: glyphfuse info. Sampling anyway."
 
 
-def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, low_res: torch.Tensor | None = None, autocast: torch.dtype | None = None,
-                  controls: ControlBatch | None = None, null_controls: ControlBatch | None = None) -> Callable:
+def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance: uncond + scale * (cond - uncond). scale 1 = conditional output."""
+    if scale == 1.0:
+        return cond_out
+    return uncond_out + scale * (cond_out - uncond_out)
+
+
+def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, inputs: dict[str, torch.Tensor] | None = None,
+                  autocast: torch.dtype | None = None, controls: ControlBatch | None = None, null_controls: ControlBatch | None = None) -> Callable:
     """Wrap ``model`` as the diffusion's ``model_fn(x_t, t)`` for fixed prompts.
 
     text: TextBatch for the B prompts; null_text: TextBatch of B null inputs (needed when
-    guidance != 1); controls / null_controls: a colour model's scene controls and their null
-    inputs (None for other models). The guided output is uncond + guidance * (cond - uncond),
-    computed from one forward pass over the 2B-row batch [cond; uncond].
+    guidance != 1); inputs: the model's extra image inputs, B rows each, the same for the null
+    rows (SR: ``low_res``; inpainting: ``masked_image`` and ``mask``); controls / null_controls: a
+    colour model's scene controls and their null inputs (None for other models). The guided output
+    is uncond + guidance * (cond - uncond), computed from one forward pass over the 2B-row batch
+    [cond; uncond].
     """
     guided = guidance != 1.0
+    inputs = dict(inputs or {})
     if guided:
         if null_text is None:
             raise ValueError("guidance != 1 needs null_text")
         both_text = TextBatch.cat([text, null_text])
-        both_low_res = torch.cat([low_res, low_res]) if low_res is not None else None
+        both_inputs = {name: torch.cat([tensor, tensor]) for name, tensor in inputs.items()}
         both_controls = ControlBatch.cat([controls, null_controls]) if controls is not None else None
 
-    def run(x, t, txt, lr, ctl):
-        extra = {} if ctl is None else {"controls": ctl}
+    def run(x, t, txt, extra, ctl):
+        extra = extra if ctl is None else {**extra, "controls": ctl}
         if autocast is not None:
             with torch.autocast(x.device.type, dtype=autocast):
-                return model(x, t, txt, low_res=lr, **extra).float()
-        return model(x, t, txt, low_res=lr, **extra).float()
+                return model(x, t, txt, **extra).float()
+        return model(x, t, txt, **extra).float()
 
     def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if not guided:
-            return run(x_t, t, text, low_res, controls)
-        out = run(torch.cat([x_t, x_t]), torch.cat([t, t]), both_text, both_low_res, both_controls)  # (2B, C, H, W)
+            return run(x_t, t, text, inputs, controls)
+        out = run(torch.cat([x_t, x_t]), torch.cat([t, t]), both_text, both_inputs, both_controls)  # (2B, C, H, W)
         cond, uncond = out.chunk(2)
         return apply_guidance(cond, uncond, guidance)
 
@@ -142,6 +159,10 @@ def generate(
     start_images: torch.Tensor | None = None,
     start_fraction: float = 1.0,
     controls: SceneControls | Sequence[SceneControls | None] | None = None,
+    known: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    resample: int = 1,
+    draw_kind: bool = True,
     device: str | torch.device | None = None,
     show_progress: bool = False,
     **overrides,
@@ -161,14 +182,18 @@ def generate(
     covers the first ``start_fraction`` of the timesteps and starts from its image noised there
     (see GaussianDiffusion.sample); the SR stage passes the bicubic upsample.
     controls: a colour model's scene controls, one for all prompts or one per prompt (default:
-    those of ``settings``: style, text_color, background_color) (:func:`resolve_controls`: a kind not given is drawn at random from ``seed + i``, colours not
-    given are left to the model); other models refuse them.
+    those of ``settings``: style, text_color, background_color) (:func:`resolve_controls`: a kind not given is drawn at random from ``seed + i``
+    unless ``draw_kind`` is False, colours not given are left to the model); other models refuse them.
+    known (B, C, H, W) in [-1, 1], mask (B, 1, H, W), 1 = draw here: inpainting. An inpainting model
+    sees the masked picture and the mask; any other base model runs training-free (RePaint: the
+    known pixels, noised, replace its own after every step, ``resample`` rounds a step; ddim or ddpm).
     device: move the model there first (default: where the model already is).
     show_progress: a progress bar on stderr.
     """
     settings = resolve_settings(settings, **overrides)
     prompts = _checked_prompts(prompts, config, low_res)
-    chosen = resolve_controls(controls if controls is not None else settings.controls(), config, len(prompts), settings.seed)
+    _check_known(known, mask, config, len(prompts))
+    chosen = resolve_controls(controls if controls is not None else settings.controls(), config, len(prompts), settings.seed, draw_kind=draw_kind)
     if device is not None:
         model.to(resolve_device(device))
     device = next(model.parameters()).device
@@ -183,7 +208,8 @@ def generate(
     model.eval()  # restored at the end: the trainer calls this for its preview samples
     try:
         with ProgressBar("sampling", len(chunks) * steps_per_chunk, unit="steps", shown=show_progress) as bar:
-            outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar, start_images, start_fraction, chosen)
+            outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar, start_images, start_fraction, chosen,
+                                     known, mask, resample)
                        for chunk in chunks]
     finally:
         model.train(was_training)
@@ -191,11 +217,11 @@ def generate(
 
 
 def resolve_controls(controls: SceneControls | Sequence[SceneControls | None] | None, config: ModelConfig, count: int,
-                     seed: int) -> list[SceneControls] | None:
+                     seed: int, *, draw_kind: bool = True) -> list[SceneControls] | None:
     """The scene controls of each of ``count`` prompts (None for a model without them). A kind
     not given is drawn uniformly from the model's kinds by a generator seeded ``seed + i``, so
-    different seeds give different kinds of picture; colours not given stay None (the model
-    picks them). GlyphfuseError for controls given to a grey model or a wrong count."""
+    different seeds give different kinds of picture (``draw_kind`` False: it stays not given, the
+    model's "any kind", as edit wants); colours not given stay None (the model picks them). GlyphfuseError for controls given to a grey model or a wrong count."""
     items = list(controls) if isinstance(controls, (list, tuple)) else [controls] * count
     if len(items) != count:
         raise GlyphfuseError(f"got {len(items)} scene controls for {count} prompts")
@@ -208,7 +234,7 @@ def resolve_controls(controls: SceneControls | Sequence[SceneControls | None] | 
         item = item or SceneControls()
         if item.kind is not None and item.kind not in config.scene_kinds:
             raise GlyphfuseError(f"model {config.name!r} does not draw style {item.kind!r}; its styles: {', '.join(config.scene_kinds)}")
-        if item.kind is None:
+        if item.kind is None and draw_kind:
             draw = torch.randint(len(config.scene_kinds), (1,), generator=torch.Generator().manual_seed(seed + i + 0x5CE7E)).item()
             item = SceneControls(config.scene_kinds[draw], item.text_color, item.background_color)
         chosen.append(item)
@@ -237,28 +263,53 @@ def _checked_prompts(prompts: Sequence[str], config: ModelConfig, low_res: torch
 def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: GaussianDiffusion, prompts: list[str], chunk: range,
                   low_res: torch.Tensor | None, settings: SamplingSettings, device: torch.device, bar: ProgressBar,
                   start_images: torch.Tensor | None = None, start_fraction: float = 1.0,
-                  controls: list[SceneControls] | None = None) -> torch.Tensor:
+                  controls: list[SceneControls] | None = None, known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                  resample: int = 1) -> torch.Tensor:
     """Images (len(chunk), C, H, W) on the CPU for the prompts at indices ``chunk``: one chain."""
+    rows = slice(chunk.start, chunk.stop)
     text = tokenize([prompts[i] for i in chunk], config.text.max_length, max_lines=config.text.max_lines).to(device)
     null_text = None
     if settings.guidance != 1.0:
         null_text = tokenize([None] * len(chunk), config.text.max_length, max_lines=config.text.max_lines).to(device)
-    chunk_low_res = low_res[chunk.start:chunk.stop].to(device=device, dtype=torch.float32) if low_res is not None else None
+    inputs, chunk_known, chunk_mask = {}, None, None
+    if low_res is not None:
+        inputs["low_res"] = low_res[rows].to(device=device, dtype=torch.float32)
+    if known is not None:
+        chunk_known, chunk_mask = known[rows].to(device=device, dtype=torch.float32), mask[rows].to(device=device, dtype=torch.float32)
+        if config.inpaint:  # the model sees what is known; otherwise the sampler pastes it (RePaint)
+            inputs.update(masked_image=chunk_known * (1.0 - chunk_mask), mask=chunk_mask)
+            chunk_known = chunk_mask = None
     chunk_controls = null_controls = None
     if controls is not None:
         chunk_controls = ControlBatch.build([controls[i] for i in chunk], config.scene_kinds).to(device)
         null_controls = ControlBatch.build([None] * len(chunk), config.scene_kinds).to(device)
-    model_fn = make_model_fn(model, text, settings.guidance, null_text, chunk_low_res, autocast_dtype(device), chunk_controls, null_controls)
+    model_fn = make_model_fn(model, text, settings.guidance, null_text, inputs, autocast_dtype(device), chunk_controls, null_controls)
     guard = _FiniteGuard(model_fn, settings.steps, on_step=bar.advance)
     generators = [torch.Generator().manual_seed(settings.seed + i) for i in chunk]  # prompt i: seed + i
     images = diffusion.sample(
         guard, (len(chunk), config.channels, config.image_size, config.image_size), steps=settings.steps,
         sampler=settings.sampler, eta=settings.eta, generator=generators, dynamic_threshold=settings.dynamic_threshold,
         progress=guard.progress, device=device,
-        start_image=start_images[chunk.start:chunk.stop] if start_images is not None else None, start_fraction=start_fraction,
+        start_image=start_images[rows] if start_images is not None else None, start_fraction=start_fraction,
+        known=chunk_known, mask=chunk_mask, resample=resample,
     )
     guard.check(images, "in the final image")
     return images.float().cpu()
+
+
+def _check_known(known: torch.Tensor | None, mask: torch.Tensor | None, config: ModelConfig, count: int) -> None:
+    """GlyphfuseError unless ``known`` and ``mask`` are both absent, or both given with the shapes
+    inpainting needs (an SR model does not inpaint)."""
+    if known is None and mask is None:
+        return
+    if known is None or mask is None:
+        raise GlyphfuseError("inpainting needs both the known picture and its mask")
+    if config.is_super_resolution:
+        raise GlyphfuseError(f"model {config.name!r} is a super-resolution model; it does not inpaint")
+    size = (config.image_size, config.image_size)
+    if tuple(known.shape) != (count, config.channels, *size) or tuple(mask.shape) != (count, 1, *size):
+        raise GlyphfuseError(f"inpainting inputs have shapes {tuple(known.shape)} and {tuple(mask.shape)}, expected "
+                             f"{(count, config.channels, *size)} and {(count, 1, *size)}")
 
 
 def check_prompt_lengths(prompts: Sequence[str], config: ModelConfig) -> None:

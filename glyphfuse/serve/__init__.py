@@ -3,13 +3,15 @@
     from glyphfuse.serve import serve
     serve(checkpoint=None, host="127.0.0.1", port=7860)   # the packaged model; Ctrl-C stops
 
-* ``checks``: the checks of a ``POST /api/sample`` body (types, bounds, unknown fields);
-* ``worker``: the one sampling thread and its bounded queue (one sampling at a time);
-* ``app``: :func:`~glyphfuse.serve.app.create_app`, the ASGI app (page + ``/api/model`` + ``/api/sample``);
+* ``checks``: the checks of a ``POST /api/sample`` body and of the query of ``POST /api/edit``
+  (types, bounds, unknown fields);
+* ``worker``: the one sampling thread and its bounded queue (one sampling or edit at a time);
+* ``app``: :func:`~glyphfuse.serve.app.create_app`, the ASGI app (page + ``/api/model`` + ``/api/sample``
+  + ``/api/edit``, which takes the picture as the request body);
 * ``server``: binds the socket, prints the URL and runs uvicorn;
 * ``page.html``: the page (inline CSS and JS, nothing fetched from the network).
 
-Why Starlette + uvicorn (the ``serve`` extra, docs/serve.md): the server is two JSON endpoints
+Why Starlette + uvicorn (the ``serve`` extra, docs/serve.md): the server is a few JSON endpoints
 and one static page, and Starlette is the smallest mature ASGI toolkit that does that (about
 2.5 MB installed with its one dependency anyio; FastAPI is this same Starlette plus the pydantic
 stack, which an eight-field body does not need); it and uvicorn import in a fraction of a second,
@@ -36,9 +38,11 @@ def check_extra() -> None:
 
 
 def serve(checkpoint: str | Path | None = None, sr_checkpoint: str | Path | None = None, device: str = "auto",
-          host: str = "127.0.0.1", port: int = 7860, queue_size: int = 8, use_sr: bool = True) -> None:
+          host: str = "127.0.0.1", port: int = 7860, queue_size: int = 8, use_sr: bool = True,
+          edit_checkpoint: str | Path | None = None) -> None:
     """Load the model(s) once, then answer the page and the API at http://HOST:PORT/ until Ctrl-C."""
     check_extra()
     from glyphfuse.serve import server
 
-    server.serve(checkpoint, sr_checkpoint, device=device, host=host, port=port, queue_size=queue_size, use_sr=use_sr)
+    server.serve(checkpoint, sr_checkpoint, device=device, host=host, port=port, queue_size=queue_size, use_sr=use_sr,
+                 edit_checkpoint=edit_checkpoint)

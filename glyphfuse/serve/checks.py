@@ -13,23 +13,37 @@ values outside :class:`Limits`, a prompt longer than the model reads. The scene 
 (``style``, ``text_color``, ``background_color``: a colour model's, glyphfuse.core.controls) are
 strings or ``null``; a kind the model does not draw, a colour that is neither a name nor
 ``#RRGGBB``, or any of them sent to a model without scene controls is refused.
+
+``POST /api/edit`` sends the picture as the body and everything else in the query string:
+
+    request = parse_edit_query(request.query_params.multi_items(), edit_config, limits)
+    request.text, request.box, request.settings                        # the box checked later, against the picture
+
+Its fields are :data:`EDIT_FIELDS` (``text`` and ``box`` required), each at most once; an empty
+value is one left out. The same checks as above, on the edit model's config; ``box`` is
+``X,Y,W,H``, four whole numbers of picture pixels (:func:`check_edit_box` checks it against the
+opened picture and the text).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass
 
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.controls import NAMED_COLORS, parse_color
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.editing.geometry import check_box, parse_box
+from glyphfuse.editing.pictures import MAX_PIXELS
 from glyphfuse.sampling.generation import check_prompt_lengths, parse_prompt
 from glyphfuse.sampling.settings import SamplingSettings
 
 FIELDS = ("prompt", "candidates", "seed", "steps", "guidance", "style", "text_color", "background_color")
 SCENE_FIELDS = ("style", "text_color", "background_color")  # a colour model's scene controls
+EDIT_FIELDS = ("text", "box", "candidates", "seed", "steps", "guidance", "style", "text_color", "background_color")
 MAX_CONTROL_CHARS = 32  # longer than any colour name, kind or #RRGGBB
 MAX_JSON_SEED = 2**53 - 1  # JavaScript reads JSON numbers as doubles: larger seeds would not round-trip
 DEFAULTS = SamplingSettings()
@@ -52,6 +66,8 @@ class Limits:
     steps: int = 250
     guidance: float = 20.0  # guidance in [0, this]
     body_bytes: int = 16_384
+    edit_bytes: int = 20_000_000  # the picture of POST /api/edit (its body)
+    edit_pixels: int = MAX_PIXELS  # ... and its width x height, read from its header before it is decoded
 
     def to_dict(self) -> dict:
         return {"prompt_chars": self.prompt_chars, "candidates": self.candidates, "steps": self.steps,
@@ -61,6 +77,13 @@ class Limits:
 @dataclass(frozen=True)
 class SampleRequest:
     text: str  # the prompt as drawn (a literal backslash-n is a line break, as on the command line)
+    settings: SamplingSettings
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    text: str  # the text to write, as for SampleRequest
+    box: tuple[int, int, int, int]  # (x, y, w, h) in picture px; not yet checked against the picture
     settings: SamplingSettings
 
 
@@ -142,19 +165,19 @@ def _scene_controls(data: dict, config: ModelConfig) -> dict[str, str | None]:
     return given
 
 
-def _prompt(data: dict, config: ModelConfig, limits: Limits) -> str:
-    if "prompt" not in data or data["prompt"] is None:
-        raise BadRequest("prompt is missing: give the text to write")
-    prompt = data["prompt"]
+def _prompt(data: dict, config: ModelConfig, limits: Limits, name: str = "prompt") -> str:
+    if name not in data or data[name] is None:
+        raise BadRequest(f"{name} is missing: give the text to write")
+    prompt = data[name]
     if not isinstance(prompt, str):
-        raise BadRequest(f"prompt must be a string, got {type(prompt).__name__}")
+        raise BadRequest(f"{name} must be a string, got {type(prompt).__name__}")
     if len(prompt) > limits.prompt_chars:
-        raise BadRequest(f"prompt is {len(prompt)} characters, more than the {limits.prompt_chars} allowed")
+        raise BadRequest(f"{name} is {len(prompt)} characters, more than the {limits.prompt_chars} allowed")
     text = parse_prompt(prompt).replace("\r\n", "\n")
     if not text.strip():
-        raise BadRequest("prompt is empty: give the text to write")
+        raise BadRequest(f"{name} is empty: give the text to write")
     if any(ord(char) < 32 and char != "\n" for char in text):
-        raise BadRequest("prompt holds a control character (only line breaks are allowed)")
+        raise BadRequest(f"{name} holds a control character (only line breaks are allowed)")
     try:
         check_prompt_lengths([text], config)
     except GlyphfuseError as exc:
@@ -168,6 +191,11 @@ def check_sample_request(data: dict, config: ModelConfig, limits: Limits) -> Sam
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))[:200]}; the fields are {', '.join(FIELDS)}")
     text = _prompt(data, config, limits)
+    return SampleRequest(text=text, settings=_settings(data, config, limits))
+
+
+def _settings(data: dict, config: ModelConfig, limits: Limits) -> SamplingSettings:
+    """The sampling settings of a request: candidates, seed, steps, guidance, scene controls."""
     steps_cap = min(limits.steps, config.diffusion.num_timesteps)
     candidates = _integer(data, "candidates", 1, limits.candidates, DEFAULTS.candidates)
     seed = _integer(data, "seed", 0, MAX_JSON_SEED, None)
@@ -183,9 +211,66 @@ def check_sample_request(data: dict, config: ModelConfig, limits: Limits) -> Sam
         settings.validate()
     except GlyphfuseError as exc:
         raise BadRequest(str(exc)) from None
-    return SampleRequest(text=text, settings=settings)
+    return settings
 
 
 def parse_sample_request(body: bytes, config: ModelConfig, limits: Limits) -> SampleRequest:
     """decode_json + check_sample_request."""
     return check_sample_request(decode_json(body, limits), config, limits)
+
+
+# -- POST /api/edit: the query string -------------------------------------------------------------
+
+INTEGER_FIELDS = ("candidates", "seed", "steps")
+MAX_QUERY_DIGITS = 20  # longer than any seed; a longer run of digits is reported, never converted
+
+
+def _query_value(name: str, text: str):
+    """A query value as the JSON body would hold it: whole numbers for the integer fields, a
+    finite number for guidance; anything else stays a string, which the checks then refuse."""
+    if name in INTEGER_FIELDS and re.fullmatch(r"-?[0-9]{1,%d}" % MAX_QUERY_DIGITS, text):
+        return int(text)
+    if name == "guidance" and len(text) <= MAX_QUERY_DIGITS:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        return value if math.isfinite(value) else text
+    return text
+
+
+def _box(data: dict) -> tuple[int, int, int, int]:
+    """``box``: X,Y,W,H as four whole numbers of picture pixels, W and H at least 1 (parse_box)."""
+    text = data.get("box")
+    if text is None:
+        raise BadRequest("box is missing: give X,Y,W,H, the place in the picture's pixels where the text goes (e.g. box=40,60,300,80)")
+    try:
+        return parse_box(text, name="box")
+    except GlyphfuseError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def parse_edit_query(items: list[tuple[str, str]], config: ModelConfig, limits: Limits) -> EditRequest:
+    """The checked request of the query string of ``POST /api/edit`` (``items``: its (name, value)
+    pairs in order), for the edit model's ``config``; BadRequest otherwise (see the module docstring)."""
+    names = [name for name, _ in items]
+    unknown = sorted(set(names) - set(EDIT_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))[:200]}; the fields are {', '.join(EDIT_FIELDS)} "
+                         "(in the query string; the picture is the request body)")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BadRequest(f"{', '.join(twice)} given more than once")
+    data = {name: _query_value(name, value) for name, value in items if value != ""}
+    text = _prompt(data, config, limits, name="text")
+    box = _box(data)
+    return EditRequest(text=text, box=box, settings=_settings(data, config, limits))
+
+
+def check_edit_box(request: EditRequest, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The request's box as (left, top, right, bottom) in a picture of ``size``; BadRequest when
+    it reaches outside the picture or is too small for the text (glyphfuse.editing.geometry)."""
+    try:
+        return check_box(request.box, size, request.text)
+    except GlyphfuseError as exc:
+        raise BadRequest(str(exc)) from None

@@ -4,6 +4,9 @@ The socket is bound here, before the model is loaded and uvicorn starts, so a po
 line at once and ``--port 0`` prints the port the system chose (a client that connects before
 uvicorn runs waits in the socket's backlog). Ctrl-C (or SIGTERM) stops accepting, lets the running
 sampling finish (at most :data:`GRACEFUL_S` seconds), cancels the waiting ones and returns.
+
+Editing (``POST /api/edit``) uses ``--edit-checkpoint``, else the packaged edit model
+(:func:`glyphfuse.sampling.generation.packaged_edit_dir`) when there is one, else it is off.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from pathlib import Path
 
 import uvicorn
 
+from glyphfuse.core.device import resolve_device
 from glyphfuse.core.errors import GlyphfuseError
+from glyphfuse.editing.edit import check_edit_model
 from glyphfuse.ocr import tesseract
 from glyphfuse.sampling import pipeline
-from glyphfuse.sampling.generation import default_checkpoint_dir
-from glyphfuse.serve.app import create_app
+from glyphfuse.sampling.generation import default_checkpoint_dir, packaged_edit_dir
+from glyphfuse.serve.app import Editor, create_app
 
 GRACEFUL_S = 5
 
@@ -56,23 +61,47 @@ def warm_up(models: dict) -> None:
     pipeline.sample_many(["a"], steps=1, candidates=1, **models, ocr=False)
 
 
+def edit_checkpoint_dir(edit_checkpoint: str | Path | None) -> Path | None:
+    """The edit model's folder: the one given, else the packaged edit model if installed, else None (editing off)."""
+    if edit_checkpoint is not None:
+        return Path(edit_checkpoint)
+    return packaged_edit_dir()
+
+
+def load_editor(edit_folder: Path | None, models: dict, base_folder: Path, device: str) -> Editor | None:
+    """The :class:`Editor` of ``edit_folder`` (None: editing off); the base model itself when it is the same folder."""
+    if edit_folder is None:
+        return None
+    if edit_folder.resolve() == base_folder.resolve() and models.get("base_model") is not None:
+        check_edit_model(models["base_config"], str(edit_folder))
+        return Editor(models["base_model"], models["base_config"], edit_folder)
+    return Editor.load(edit_folder, str(resolve_device(device)))
+
+
 def serve(checkpoint: str | Path | None, sr_checkpoint: str | Path | None, *, device: str = "auto", host: str = "127.0.0.1",
-          port: int = 7860, queue_size: int = 8, use_sr: bool = True) -> None:
+          port: int = 7860, queue_size: int = 8, use_sr: bool = True, edit_checkpoint: str | Path | None = None) -> None:
     """What ``glyphfuse serve`` does (see the module docstring). Without ``checkpoint`` it serves
-    the packaged model, with its packaged SR stage unless ``use_sr`` is False."""
+    the packaged model, with its packaged SR stage unless ``use_sr`` is False; it edits pictures
+    with ``edit_checkpoint`` (default: the packaged edit model, if installed)."""
     tesseract.check_tesseract()  # every answer carries what OCR reads
     folder = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir()
+    edit_folder = edit_checkpoint_dir(edit_checkpoint)
     sock = bind(host, port)  # a port in use fails now, not after loading the model
     try:
         models = pipeline.load_models(checkpoint, sr_checkpoint, device, use_sr=use_sr)
         say(f"glyphfuse serve: loaded {folder}" + (" with its SR stage" if models["sr_model"] is not None else ""))
+        editor = load_editor(edit_folder, models, folder, device)
+        if editor is not None:
+            how = "inpainting model" if editor.method == "model" else "training-free repaint"
+            say(f"glyphfuse serve: edits pictures with {edit_folder} ({how})")
         warm_up(models)
-        app = create_app(models, folder, queue_size=queue_size, log=say)
+        app = create_app(models, folder, queue_size=queue_size, log=say, editor=editor)
     except BaseException:
         sock.close()
         raise
     summary = app.state.summary
-    say(f"glyphfuse serve: {url_of(sock)}  (model {summary['name']}, {summary['image_size']}x{summary['image_size']}; "
+    edit = f"edit {summary['edit']['model']}" if editor is not None else "editing off"
+    say(f"glyphfuse serve: {url_of(sock)}  (model {summary['name']}, {summary['image_size']}x{summary['image_size']}; {edit}; "
         f"queue {queue_size}; Ctrl-C stops)")
     if sock.getsockname()[0] in ("0.0.0.0", "::"):
         say("glyphfuse serve: listening on every network interface: anyone who can reach this machine can use it")

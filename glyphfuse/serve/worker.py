@@ -7,7 +7,8 @@
     worker.stop()                                 # waiting jobs are cancelled
 
 The model is not shared between threads: only this thread runs it, so answers cannot mix (each
-job carries its own prompt and settings, and its own future). A job whose future is cancelled
+job carries its own prompt and settings, and its own future). Edits (``POST /api/edit``) are jobs
+of the same queue (``job.edit`` set), so a sampling and an edit never run at once either. A job whose future is cancelled
 while it waits (its client went away) gives its place in the queue back at once and is never
 drawn. An exception in ``draw`` fails that job only;
 the thread goes on with the next.
@@ -20,7 +21,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from glyphfuse.sampling.settings import SamplingSettings
 
@@ -33,6 +34,7 @@ class QueueFull(Exception):
 class Job:
     text: str
     settings: SamplingSettings
+    edit: Any = field(default=None, repr=False)  # an edit's picture and box (glyphfuse.serve.app.EditJob); None: a sampling
     future: Future = field(default_factory=Future, repr=False)
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -76,14 +78,22 @@ class SamplingWorker:
         if self._thread is None:
             self.start()  # first use without start(); after stop() it stays stopped
         with self._changed:
-            if self._stopping:
-                raise QueueFull("the server is stopping")
-            self._drop_cancelled()
-            if len(self._jobs) >= self.queue_size:
-                raise QueueFull(f"the server is busy: {self.queue_size} requests are waiting already; try again shortly")
+            self._check_room()
             self._jobs.append(job)
             self._changed.notify()
         return job.future
+
+    def check_room(self) -> None:
+        """QueueFull now if a job submitted now would be refused (e.g. before reading a large upload)."""
+        with self._changed:
+            self._check_room()
+
+    def _check_room(self) -> None:  # the lock held
+        if self._stopping:
+            raise QueueFull("the server is stopping")
+        self._drop_cancelled()
+        if len(self._jobs) >= self.queue_size:
+            raise QueueFull(f"the server is busy: {self.queue_size} requests are waiting already; try again shortly")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel the waiting jobs, let the running one finish (up to ``timeout`` s), end the thread."""

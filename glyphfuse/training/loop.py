@@ -14,10 +14,11 @@ and leaves a run folder (:mod:`glyphfuse.training.run_folder`: run.json, metrics
   rank 0 writes checkpoints, logs and samples.
 
 Hooks (the loop passes extra model inputs through without knowing what they are):
-``model_inputs(images, generator) -> {name: tensor}`` builds keyword inputs for the model from
-each micro-batch's images (B, C, H, W), drawing only from the CPU ``generator`` (exact resume);
+``model_inputs(images, texts, generator) -> {name: tensor}`` builds keyword inputs for the model from
+each micro-batch's images (B, C, H, W) and transcripts, drawing only from the CPU ``generator`` (exact resume);
 ``preview(ema_model) -> PIL image`` draws the sample grids (default :func:`prompt_grid_preview`).
-Super-resolution models get both from :func:`glyphfuse.training.sr.train_sr`.
+Super-resolution models get both from :func:`glyphfuse.training.sr.train_sr`, inpainting models
+their masks from :func:`glyphfuse.training.inpaint.train_inpaint`.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainLoop", "build_train_config", "con
 MAX_PARAMETERS = 2_000_000_000  # parameters are 8 GB of fp32 weights plus 16 GB of AdamW state
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
-ModelInputs = Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]]  # (images, generator) -> model kwargs
+ModelInputs = Callable[[torch.Tensor, list[str], torch.Generator], dict[str, torch.Tensor]]  # (images, texts, generator) -> model kwargs
 Preview = Callable[[torch.nn.Module], Image.Image]  # EMA model -> sample grid
 InitModel = Callable[[torch.nn.Module], None]  # fills a fresh model (warm start)
 OnStep = Callable[[int, dict[str, float]], None]  # (step, {"loss", "lr"})
@@ -160,12 +161,14 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool | None = Non
 
 def check_trainable(model_config: ModelConfig, model_inputs: ModelInputs | None) -> None:
     """Refuse, before anything is allocated, a model too large to train and a super-resolution
-    model without its low-res inputs."""
+    or inpainting model without its extra inputs."""
     parameters = parameter_counts(model_config)["total"]
     if parameters > MAX_PARAMETERS:
         raise GlyphfuseError(f"model {model_config.name!r} has {parameters / 1e9:.1f}B parameters, more than glyphfuse trains ({MAX_PARAMETERS / 1e9:.0f}B); check its config")
     if model_config.is_super_resolution and model_inputs is None:
         raise GlyphfuseError(f"model {model_config.name!r} is a super-resolution model and needs its low-res inputs: train it with glyphfuse.training.sr.train_sr (glyphfuse train-sr)")
+    if model_config.inpaint and model_inputs is None:
+        raise GlyphfuseError(f"model {model_config.name!r} is an inpainting model and needs its masks: train it with glyphfuse.training.inpaint.train_inpaint (glyphfuse train-inpaint)")
 
 
 class TrainLoop:
@@ -300,7 +303,7 @@ class TrainLoop:
         images = images.to(self.device, non_blocking=True)  # (B, C, H, W) in [-1, 1]
         dropped = torch.rand(len(texts), generator=generator) < config.text_dropout
         kept: list[str | None] = [None if drop else text for drop, text in zip(dropped.tolist(), texts)]  # None = guidance null input
-        extra = self.model_inputs(images, generator) if self.model_inputs is not None else {}
+        extra = self.model_inputs(images, texts, generator) if self.model_inputs is not None else {}
         if self.model_config.scene_kinds:  # a colour model: its scene controls, some dropped
             extra["controls"] = training_controls(controls, dropped.tolist(), generator, config.control_dropout, self.model_config.scene_kinds).to(self.device)
         text = tokenize(kept, text_config.max_length, max_lines=text_config.max_lines).to(self.device)

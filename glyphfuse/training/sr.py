@@ -104,7 +104,7 @@ def sr_model_inputs(model_config: ModelConfig, *, blur: bool = False) -> ModelIn
     """The trainer's ``model_inputs`` hook for an SR model: each micro-batch's low-res
     conditioning and its noise level (:func:`prepare_super_resolution_batch`)."""
 
-    def model_inputs(images: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def model_inputs(images: torch.Tensor, texts: Sequence[str], generator: torch.Generator) -> dict[str, torch.Tensor]:
         low_res, level = prepare_super_resolution_batch(images, model_config.low_res_size, model_config.low_res_noise_max, generator, blur=blur)
         return {"low_res": low_res, "low_res_noise_level": level}
 
