@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -11,13 +12,17 @@ from typing import Any
 class StopSignals:
     """While active, SIGINT/SIGTERM set ``self.received`` instead of killing the process; the loop
     finishes its step and checkpoints. A second SIGINT raises KeyboardInterrupt (hard stop).
-    DataLoader workers ignore both (glyphfuse.training.batches), so the message is printed once."""
+    DataLoader workers ignore both (glyphfuse.training.batches), so the message is printed once; a
+    worker forked a moment before it could ignore them leaves the signal to the trainer."""
 
     def __init__(self) -> None:
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
+        self._owner = os.getpid()  # forked DataLoader workers inherit the handler; only this process acts on it
 
     def _handle(self, signum, frame) -> None:
+        if os.getpid() != self._owner:
+            return
         name = signal.Signals(signum).name
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
