@@ -1,6 +1,10 @@
-"""Small models shared by the tests (importable because pytest puts tests/ on sys.path)."""
+"""Small models and harnesses shared by the tests (importable because pytest puts tests/ on sys.path)."""
 
+import contextlib
 import dataclasses
+import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -50,3 +54,39 @@ def micro_scene_config(name: str = "tiny-scenes") -> ModelConfig:
     config.scene_kinds = SCENE_KINDS
     config.unet = dataclasses.replace(config.unet, in_channels=3, out_channels=3)
     return config
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``glyphfuse ARGS`` run through cli.main()."""
+    from glyphfuse import cli
+
+    monkeypatch.setattr(sys, "argv", ["glyphfuse", *map(str, args)])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    captured = capsys.readouterr()
+    return done.value.code or 0, captured.out, captured.err
+
+
+@contextlib.contextmanager
+def served_in_thread(app):
+    """The base URL of ``app`` served by uvicorn in a thread on a free port; stopped afterwards."""
+    import uvicorn
+
+    from glyphfuse.serve import server
+
+    sock = server.bind("127.0.0.1", 0)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield server.url_of(sock)
+    finally:
+        uv.should_exit = True
+        thread.join(15)
+        sock.close()
+    assert not thread.is_alive()

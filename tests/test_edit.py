@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import struct
-import sys
 import zlib
 from pathlib import Path
 
@@ -13,14 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glyphfuse import cli
 from glyphfuse.core.checkpoint import save_checkpoint
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data.synth import FRAME_RECIPE, recipe_text_frame
 from glyphfuse.editing import edit_picture, open_picture, parse_box, save_picture
 from glyphfuse.editing.geometry import FRAME_PAD, check_box, feather_weights, plan_edit
 from glyphfuse.training.inpaint import inpaint_warm_start
-from helpers import micro_scene_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
+from helpers import micro_scene_config, one_torch_thread, random_model, run_cli  # noqa: F401 (one_torch_thread: autouse fixture)
 
 
 def photo(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:
@@ -152,15 +150,6 @@ def animated_gif() -> bytes:
 
 
 # -- the command: hostile inputs ----------------------------------------------------------------
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["glyphfuse", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    captured = capsys.readouterr()
-    return done.value.code or 0, captured.out, captured.err
 
 
 def test_edit_command_writes_the_picture(inpainter, tmp_path, monkeypatch, capsys):

@@ -33,22 +33,12 @@ from glyphfuse.core.images import load_image
 from glyphfuse.data.imagefolder import METADATA_FILE, ImageTextDataset, scan_image_folder
 from glyphfuse.training.run_folder import LOCK, find_latest_checkpoint
 from glyphfuse.training.loop import TrainConfig, train
-from helpers import micro_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
+from helpers import micro_config, one_torch_thread, random_model, run_cli  # noqa: F401 (one_torch_thread: autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``glyphfuse ARGS`` run through cli.main()."""
-    monkeypatch.setattr(sys, "argv", ["glyphfuse", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    captured = capsys.readouterr()
-    return done.value.code or 0, captured.out, captured.err
 
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import torch
-import uvicorn
 from PIL import Image
 
 from glyphfuse import cli
@@ -38,7 +37,7 @@ from glyphfuse.serve import server
 from glyphfuse.serve.app import create_app
 from glyphfuse.serve.checks import MAX_JSON_SEED, BadRequest, Limits, check_sample_request
 from glyphfuse.serve.worker import Job, QueueFull, SamplingWorker
-from helpers import micro_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
+from helpers import micro_config, one_torch_thread, random_model, served_in_thread  # noqa: F401 (one_torch_thread: autouse fixture)
 
 with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 to httpx; both work
     warnings.filterwarnings("ignore", message=".*httpx2")
@@ -352,19 +351,8 @@ def test_the_worker_runs_one_job_at_a_time_skips_cancelled_ones_and_survives_err
 def live(models, checkpoint):
     """(base URL, app) of a uvicorn server in a thread, queue of 1."""
     app = create_app(models, checkpoint, queue_size=1)
-    sock = server.bind("127.0.0.1", 0)
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    yield server.url_of(sock), app
-    uv.should_exit = True
-    thread.join(15)
-    sock.close()
-    assert not thread.is_alive()
+    with served_in_thread(app) as url:
+        yield url, app
 
 
 @pytest.fixture

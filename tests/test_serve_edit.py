@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from glyphfuse import cli
@@ -36,7 +35,7 @@ from glyphfuse.serve import server
 from glyphfuse.serve.app import EDIT_OFF, Editor, create_app
 from glyphfuse.serve.checks import Limits
 from glyphfuse.training.inpaint import inpaint_warm_start
-from helpers import micro_config, micro_scene_config, one_torch_thread, random_model  # noqa: F401 (one_torch_thread: autouse fixture)
+from helpers import micro_config, micro_scene_config, one_torch_thread, random_model, served_in_thread  # noqa: F401 (one_torch_thread: autouse fixture)
 from test_edit import animated_gif, outside, photo, picture_bytes, png_header_only
 
 with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 to httpx; both work
@@ -318,19 +317,8 @@ def test_a_grey_edit_checkpoint_is_one_line_at_start(folders, monkeypatch, capsy
 def live(models, folders, editor):
     """(base URL, app) of a uvicorn server in a thread, queue of 1, editing on."""
     app = create_app(models, folders["base"], queue_size=1, limits=SMALL, editor=editor)
-    sock = server.bind("127.0.0.1", 0)
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    yield server.url_of(sock), app
-    uv.should_exit = True
-    thread.join(15)
-    sock.close()
-    assert not thread.is_alive()
+    with served_in_thread(app) as url:
+        yield url, app
 
 
 def wait_until(condition, seconds=10.0):

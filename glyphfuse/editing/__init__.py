@@ -5,9 +5,9 @@
 * :mod:`glyphfuse.editing.edit` – the edit: crop, inpaint, blend, OCR-pick.
 """
 
-from glyphfuse.editing.edit import EditCandidate, EditResult, edit_file, edit_picture, load_edit_model
+from glyphfuse.editing.edit import EditCandidate, EditResult, edit_picture, load_edit_model
 from glyphfuse.editing.geometry import parse_box
 from glyphfuse.editing.pictures import MAX_PIXELS, Picture, open_picture, save_picture
 
-__all__ = ["EditCandidate", "EditResult", "MAX_PIXELS", "Picture", "edit_file", "edit_picture", "load_edit_model", "open_picture", "parse_box",
+__all__ = ["EditCandidate", "EditResult", "MAX_PIXELS", "Picture", "edit_picture", "load_edit_model", "open_picture", "parse_box",
            "save_picture"]

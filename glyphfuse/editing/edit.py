@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.images import pil_to_tensor, tensor_to_pil
 from glyphfuse.data.synth import FRAME_RECIPE, recipe_text_frame
 from glyphfuse.editing.geometry import Box, EditPlan, check_box, feather_weights, plan_edit
-from glyphfuse.editing.pictures import Picture, open_picture
+from glyphfuse.editing.pictures import Picture
 from glyphfuse.ocr import reader
 from glyphfuse.ocr.ranking import score_candidates
 from glyphfuse.sampling.generation import check_prompt_lengths, generate
@@ -203,8 +202,3 @@ def coverage_note(plan: EditPlan) -> str | None:
     reach_h = int((plan.mask[3] - plan.mask[1]) / plan.scale)
     return (f"the box is much larger than this text needs: only a {reach_w}x{reach_h} px part of it was redrawn and the rest keeps "
             f"the picture; a box about that size (or more text) fills it")
-
-
-def edit_file(source: str | Path | bytes, text: str, box: Sequence[int], **kwargs) -> EditResult:
-    """:func:`edit_picture` on a path or the bytes of a picture (opened with its checks)."""
-    return edit_picture(open_picture(source), text, tuple(box), **kwargs)

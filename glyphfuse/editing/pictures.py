@@ -98,9 +98,7 @@ def _normalised(image: Image.Image) -> Image.Image:
 def _rgb_of(image: Image.Image) -> Image.Image:
     if image.mode in SIXTEEN_BIT_MODES:
         return Image.fromarray((np.asarray(image, dtype=np.uint32) // 257).astype(np.uint8), "L").convert("RGB")
-    if image.mode == "RGBA":  # the colour of transparent pixels is kept; the model sees it as is
-        return image.convert("RGB")
-    return image.convert("RGB")
+    return image.convert("RGB")  # RGBA: the colour of transparent pixels, as it is
 
 
 def open_picture(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Picture:

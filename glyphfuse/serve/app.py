@@ -243,6 +243,21 @@ async def wait_for(request: Request, future) -> dict | None:
         raise
 
 
+async def answer_of(request: Request, future, what: str) -> Response:
+    """The response to a queued job: its answer as JSON, 500 when ``what`` ("sampling", "editing")
+    failed (the server goes on), 499 when the client went away meanwhile."""
+    try:
+        answer = await wait_for(request, future)
+    except GlyphfuseError as exc:
+        return error(f"{what} failed: {exc}", 500)
+    except Exception as exc:  # noqa: BLE001 - one failed request; the server goes on
+        traceback.print_exc()
+        return error(f"internal error: {type(exc).__name__}: {exc}", 500)
+    if answer is None:
+        return Response(status_code=499)  # nobody reads it: the client went away
+    return JSONResponse(answer)
+
+
 def is_picture_type(content_type: str) -> bool:
     """An edit's body is a picture's bytes: ``image/*`` or ``application/octet-stream`` (neither is
     a type a web form may post to another site without asking, as for JSON)."""
@@ -273,16 +288,7 @@ def edit_endpoint(editor: Editor | None, worker: SamplingWorker, limits: Limits)
             return error(str(exc), exc.status)
         except QueueFull as exc:
             return error(str(exc), 503, headers={"Retry-After": "1"})
-        try:
-            answer = await wait_for(request, future)
-        except GlyphfuseError as exc:
-            return error(f"editing failed: {exc}", 500)
-        except Exception as exc:  # noqa: BLE001 - one failed request; the server goes on
-            traceback.print_exc()
-            return error(f"internal error: {type(exc).__name__}: {exc}", 500)
-        if answer is None:
-            return Response(status_code=499)
-        return JSONResponse(answer)
+        return await answer_of(request, future, "editing")
 
     return edit
 
@@ -322,16 +328,7 @@ def create_app(models: dict, checkpoint: str | Path | None = None, *, queue_size
             return error(str(exc), exc.status)
         except QueueFull as exc:
             return error(str(exc), 503, headers={"Retry-After": "1"})
-        try:
-            answer = await wait_for(request, future)
-        except GlyphfuseError as exc:
-            return error(f"sampling failed: {exc}", 500)
-        except Exception as exc:  # noqa: BLE001 - one failed request; the server goes on
-            traceback.print_exc()
-            return error(f"internal error: {type(exc).__name__}: {exc}", 500)
-        if answer is None:
-            return Response(status_code=499)  # nobody reads it: the client went away
-        return JSONResponse(answer)
+        return await answer_of(request, future, "sampling")
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return error(str(exc.detail), exc.status_code, headers=getattr(exc, "headers", None))
