@@ -6,7 +6,8 @@ of every scene kind.
 Colour: for each requested text colour (names and #RRGGBB spread over the hues and lightnesses)
 and each prompt, one sample (default sampler, a random kind: the colour must hold in every kind).
 Where the ink is, is known without looking at the sample: the model writes lines128's fixed layout,
-so the prompt rendered by the data renderer gives the ink mask. The median colour of the sample under
+so the prompt rendered by the data renderer gives the ink mask (a painter is given that ink as its
+glyphs, typeset). The median colour of the sample under
 the mask's full-ink pixels is the drawn text colour; its CIE76 distance ΔE to the request (CIELAB,
 D65) is the figure. The bar of issue "Colour scenes": ΔE <= 15 in >= 90 % of samples. The same
 for --background-color, measured on the ring just outside the ink.
@@ -26,10 +27,10 @@ from PIL import Image
 
 from glyphfuse.core.controls import SceneControls, parse_color
 from glyphfuse.core.images import make_grid, tensor_to_pil
-from glyphfuse.data.render import SynthSource, render_example
 from glyphfuse.data.scenes import dilate
-from glyphfuse.data.synth import style_fonts, get_data_recipe, load_words
+from glyphfuse.data.synth import FRAME_RECIPE, recipe_glyphs
 from glyphfuse.sampling.generation import generate, load_model
+from glyphfuse.sampling.glyphs import typeset_glyphs
 
 TEXT_COLORS = ("white", "black", "red", "yellow", "navy", "green", "orange", "purple", "#00a0a0", "pink")
 BACKGROUND_COLORS = ("white", "black", "red", "navy", "gold", "#2e8b57", "cream", "skyblue")
@@ -52,10 +53,12 @@ def delta_e(a, b) -> float:
 
 def ink_mask(prompt: str, size: int) -> np.ndarray:
     """(size, size) bool: where the scenes128 layout puts full ink for ``prompt``."""
-    style = get_data_recipe("lines128")
-    source = SynthSource(size=size, seed=0, color=False, font_paths=style_fonts(None, style), texts=[prompt], words=load_words(), style=style)
-    grey = np.asarray(render_example(source, 0).image, np.float32)  # dark text on a light page
-    return grey < 0.5 * (grey.max() + grey.min())
+    return recipe_glyphs(FRAME_RECIPE, size)(prompt) > 0.5
+
+
+def glyph_inputs(config, prompts: list[str]) -> dict:
+    """A painter's glyphs (the prompts typeset: the controls are measured, not the spelling); none for other models."""
+    return {"glyphs": typeset_glyphs(prompts, config.image_size)} if config.glyphs else {}
 
 
 def measure(model, config, requests, key: str, steps: int, seed: int) -> list[dict]:
@@ -63,7 +66,7 @@ def measure(model, config, requests, key: str, steps: int, seed: int) -> list[di
     for r, request in enumerate(requests):
         for p, prompt in enumerate(PROMPTS):
             sample_seed = seed + 100 * r + p
-            image = generate(model, config, [prompt], steps=steps, seed=sample_seed, **{key: request})[0]
+            image = generate(model, config, [prompt], steps=steps, seed=sample_seed, **{key: request}, **glyph_inputs(config, [prompt]))[0]
             pixels = np.asarray(tensor_to_pil(image), np.float64)
             ink = ink_mask(prompt, config.image_size)
             region = ink if key == "text_color" else (dilate(ink.astype(np.uint8) * 255, 3) > 0) & ~(dilate(ink.astype(np.uint8) * 255, 1) > 0)
@@ -97,7 +100,8 @@ def main() -> None:
         columns = []
         for s in range(3):
             images = generate(model, config, [args.grid_prompt] * len(config.scene_kinds), steps=args.steps, seed=args.seed + s,
-                              controls=[SceneControls(kind) for kind in config.scene_kinds])
+                              controls=[SceneControls(kind) for kind in config.scene_kinds],
+                              **glyph_inputs(config, [args.grid_prompt] * len(config.scene_kinds)))
             columns.extend(tensor_to_pil(image) for image in images)
         make_grid(columns, columns=len(config.scene_kinds)).save(args.grid)
         print(f"wrote {args.grid} (columns: {', '.join(config.scene_kinds)}; rows: seeds {args.seed}..{args.seed + 2})")

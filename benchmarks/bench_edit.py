@@ -13,6 +13,7 @@ OCR reads the box of the output. Printed per prompt set and candidate count:
 
     python benchmarks/bench_edit.py --checkpoint ckpt/inpaint128 --candidates 1 4 --json edit.json
     python benchmarks/bench_edit.py --checkpoint exports/scenes128-base-step_N --method repaint   # the training-free baseline
+    python benchmarks/bench_edit.py --checkpoint exports/paint128 --glyphs typeset                # a painter, its glyphs typeset
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="an inpainting checkpoint, or a colour base model with --method repaint")
     parser.add_argument("--method", default="auto", choices=("auto", "model", "repaint"))
     parser.add_argument("--resample", type=int, default=1, help="repaint rounds a step")
+    parser.add_argument("--glyphs", default="model", choices=("model", "typeset"), help="a painter's glyphs: the packaged grey model's or typeset")
     parser.add_argument("--photos", type=Path, default=REPO / "benchmarks" / "edit_photos")
     parser.add_argument("--words", type=int, default=24, help="held-out words (cased.txt), one per edit")
     parser.add_argument("--lines", type=int, default=24, help="held-out two-line prompts (multiline.txt), one per edit")
@@ -93,7 +95,7 @@ def main() -> None:
     words = [p for p in load_prompt_file(PROMPTS / "cased.txt")][: args.words]
     two_lines = [p for p in load_prompt_file(PROMPTS / "multiline.txt") if p.count("\n") == 1][: args.lines]
     sets = {"words": (words, 0), "2 lines": (two_lines, 1)}
-    overrides = {"seed": args.seed} | ({"steps": args.steps} if args.steps else {}) | ({"sampler": args.sampler} if args.sampler else {})
+    overrides = {"seed": args.seed, "glyph_source": args.glyphs} | ({"steps": args.steps} if args.steps else {}) | ({"sampler": args.sampler} if args.sampler else {})
 
     if args.timing:
         picture = open_picture(args.photos / entries[0]["file"])

@@ -72,6 +72,9 @@ def evaluate_model(
     ocr_processes: int | None = None,
     show_progress: bool = False,
     images_dir: str | Path | None = None,
+    glyph_source: str = "model",
+    glyph_model=None,
+    glyph_config=None,
     **overrides,
 ) -> dict:
     """Sample every prompt ``n`` times and score the OCR reads: ``{"summary", "prompts"}``.
@@ -81,7 +84,8 @@ def evaluate_model(
     ``seed + j * candidates + i``). ``prompts`` rows: prompt, n, cer, exact, exact_ci, similarity
     (means) and its ``samples`` (seed of its first candidate, chosen ``candidate`` (its seed:
     seed + candidate), stage, ocr, similarity, cer, exact, exact_ci). images_dir: also save
-    every chosen image there as ``pPPP_sK.png``.
+    every chosen image there as ``pPPP_sK.png``. glyph_source, glyph_model, glyph_config: a painter's
+    glyphs (:func:`glyphfuse.sampling.pipeline.sample_many`).
     """
     settings = resolve_settings(settings, **overrides)
     prompts = list(prompts)
@@ -95,6 +99,7 @@ def evaluate_model(
         jobs, settings, base_model=base_model, base_config=base_config, sr_model=sr_model, sr_config=sr_config,
         device=device, ocr=True, ocr_processes=ocr_processes, show_progress=show_progress,
         controls=None if kinds is None else [dataclasses.replace(settings.controls(), kind=kind) for kind in kinds],
+        glyph_source=glyph_source, glyph_model=glyph_model, glyph_config=glyph_config,
     )
     if images_dir is not None:
         for j, result in enumerate(results):
@@ -172,6 +177,9 @@ def run_eval(
     show_progress: bool = False,
     images_dir: str | Path | None = None,
     use_sr: bool = True,
+    glyph_source: str = "model",
+    glyph_checkpoint: str | Path | None = None,
+    colour: bool = False,
     **overrides,
 ) -> dict:
     """What ``glyphfuse eval`` runs: the model's scores on a prompt set (unless only
@@ -180,22 +188,29 @@ def run_eval(
     Its "settings" hold the checkpoints, the prompts, ``n``, the model's name and image size, and
     every field of the :class:`~glyphfuse.sampling.settings.SamplingSettings` as given (``settings``,
     keyword arguments named like its fields override it). Without ``checkpoint`` the packaged
-    model is evaluated, with its packaged SR stage unless ``use_sr`` is False."""
+    model is evaluated, with its packaged SR stage unless ``use_sr`` is False. A painter's glyphs come
+    from ``glyph_source`` (the grey model ``glyph_checkpoint``, default the packaged one, or typeset);
+    ``colour`` evaluates the packaged painter."""
     settings = resolve_settings(settings, **overrides)
     tesseract.check_tesseract()
-    evaluate_the_model = checkpoint is not None or sr_checkpoint is not None or ground_truth is None
+    evaluate_the_model = checkpoint is not None or sr_checkpoint is not None or colour or ground_truth is None
     record: dict = {"checkpoint": None if checkpoint is None else str(checkpoint),
                     "sr_checkpoint": None if sr_checkpoint is None else str(sr_checkpoint)}
     report: dict = {"glyphfuse": __version__, "settings": record, "model": None, "ground_truth": None}
     if evaluate_the_model:
         prompt_list, source = load_prompts(prompts)
-        models = load_models(checkpoint, sr_checkpoint, device, use_sr=use_sr)
-        if checkpoint is None:
+        models = load_models(checkpoint, sr_checkpoint, device, use_sr=use_sr, glyph_source=glyph_source, glyph_checkpoint=glyph_checkpoint,
+                             colour=colour)
+        if colour:
+            record["checkpoint"] = "packaged painter"
+        elif checkpoint is None:
             record["checkpoint"] = "default model"
             record["sr_checkpoint"] = "default model's SR" if models["sr_model"] is not None else None
         record.update({"prompts": source, "num_prompts": len(prompt_list), "n": n, **settings.to_dict(),
                        "base_model": models["base_config"].name,
                        "image_size": (models["sr_config"] or models["base_config"]).image_size})
+        if models["base_config"].glyphs:
+            record.update({"glyphs": glyph_source, "glyph_checkpoint": str(glyph_checkpoint or "default model") if glyph_source == "model" else None})
         report["model"] = evaluate_model(prompt_list, settings, **models, n=n, ocr_processes=ocr_processes,
                                          show_progress=show_progress, images_dir=images_dir)
     if ground_truth is not None:

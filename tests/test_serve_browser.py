@@ -24,7 +24,7 @@ import pytest
 
 from glyphfuse.core.checkpoint import save_checkpoint
 from glyphfuse.core.controls import SCENE_KINDS
-from glyphfuse.sampling.generation import packaged_edit_dir
+from glyphfuse.sampling.generation import packaged_painter_dir
 from helpers import micro_config, micro_scene_config, random_model
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -119,7 +119,7 @@ def test_the_page_draws_a_prompt_typed_and_entered(tmp_path, monkeypatch):
         wait = WebDriverWait(driver, DRAW_S)
         wait.until(lambda d: d.find_element(By.ID, "model-name").text.startswith("micro16"))  # /api/model answered
         assert not driver.find_element(By.ID, "scene").is_displayed()  # a grey model: no scene controls
-        if packaged_edit_dir() is None:  # no --edit-checkpoint and none packaged: editing off
+        if packaged_painter_dir() is None:  # no --edit-checkpoint and none packaged: editing off
             assert not driver.find_element(By.ID, "edit").is_displayed()
         prompt = driver.find_element(By.ID, "prompt")
         prompt.send_keys("ab")

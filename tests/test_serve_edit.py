@@ -287,10 +287,10 @@ def test_the_edit_model_at_start(models, folders, tmp_path, monkeypatch):
     monkeypatch.setattr(generation, "DEFAULT_MODEL_DIR", tmp_path)
     assert server.edit_checkpoint_dir(None) is None  # nothing packaged: editing off
     assert server.edit_checkpoint_dir(folders["inpaint"]) == folders["inpaint"]
-    (tmp_path / "edit").mkdir()
-    (tmp_path / "edit" / "config.json").write_text("{}")
-    (tmp_path / "edit" / "model.safetensors").write_bytes(b"")
-    assert server.edit_checkpoint_dir(None) == tmp_path / "edit"  # packaged: the default
+    (tmp_path / "paint").mkdir()
+    (tmp_path / "paint" / "config.json").write_text("{}")
+    (tmp_path / "paint" / "model.safetensors").write_bytes(b"")
+    assert server.edit_checkpoint_dir(None) == tmp_path / "paint"  # packaged: the default
     with pytest.raises(GlyphfuseError, match="draws greyscale pictures; edit needs a colour model"):
         server.load_editor(folders["base"], models, folders["base"], "cpu")  # the grey base model cannot edit
     scenes = pipeline.load_models(folders["scenes"], device="cpu")

@@ -21,7 +21,7 @@ The pipeline: [bold]synth-fonts[/] renders training images -> [bold]train-base[/
 
   glyphfuse eval -c runs/mine/checkpoints/step_2500 -p words -n 2
 
-  glyphfuse edit photo.jpg "OPEN\\n24 h" --box 120,80,300,140 -o open.png -c ckpt/inpaint128
+  glyphfuse edit photo.jpg "OPEN\\n24 h" --box 120,80,300,140 -o open.png
 
   glyphfuse serve        # then open http://127.0.0.1:7860/
 

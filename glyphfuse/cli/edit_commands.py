@@ -12,8 +12,8 @@ from glyphfuse.cli.app import app, console
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import check_writable
 
-NO_EDIT_MODEL = ("no edit model is installed yet; pass --checkpoint: an inpainting checkpoint (glyphfuse warm-start --inpaint, then "
-                 "train-inpaint) or a colour base model such as exports/scenes128-base-step_10112 (training-free, --method repaint)")
+NO_EDIT_MODEL = ("no edit model is installed yet; pass --checkpoint: a painter or an inpainting checkpoint (glyphfuse warm-start --inpaint "
+                 "[--glyphs], then train-inpaint), or a colour base model such as exports/scenes128-base-step_10112 (training-free, --method repaint)")
 
 
 @app.command("edit")
@@ -34,6 +34,8 @@ def edit(
     style: Optional[str] = typer.Option(None, "--style", help="The kind of picture the text should look like it belongs to: plain, gradient, sign, caption, paper, screen (default: the model judges from the picture)."),
     text_color: Optional[str] = options.TEXT_COLOR,
     background_color: Optional[str] = options.BACKGROUND_COLOR,
+    glyphs: str = options.GLYPHS,
+    glyph_checkpoint: Optional[Path] = options.GLYPH_CHECKPOINT,
     device: str = options.DEVICE,
     no_progress: bool = options.NO_PROGRESS,
 ) -> None:
@@ -43,16 +45,19 @@ def edit(
 
     [bold]Examples[/]
 
-      glyphfuse edit photo.jpg "OPEN\\n24 h" --box 120,80,300,140 -o open.png -c ckpt/inpaint128
+      glyphfuse edit photo.jpg "OPEN\\n24 h" --box 120,80,300,140 -o open.png
 
-      glyphfuse edit shop.png "SALE" --box 40,40,200,60 -o sale.png -c ckpt/inpaint128 --candidates 4 --text-color white
+      glyphfuse edit photo.jpg "OPEN\\n24 h" --box 120,80,300,140 -o open.png --candidates 4 --glyphs typeset
+
+      glyphfuse edit shop.png "SALE" --box 40,40,200,60 -o sale.png --candidates 4 --text-color white --style sign
 
       glyphfuse edit card.webp "hello" --box 10,10,160,40 -o out.webp -c exports/scenes128-base-step_10112 --method repaint --resample 2
     """
     from glyphfuse.core.device import resolve_device
     from glyphfuse.editing import edit_picture, load_edit_model, open_picture, parse_box, save_picture
     from glyphfuse.editing.pictures import output_format
-    from glyphfuse.sampling.generation import packaged_edit_dir, parse_prompt
+    from glyphfuse.sampling.generation import packaged_painter_dir, parse_prompt
+    from glyphfuse.sampling.pipeline import load_glyph_writer
 
     if box is None:
         raise GlyphfuseError("--box X,Y,W,H is needed: the place in the picture (its pixels) where the text goes, e.g. --box 40,60,300,80")
@@ -65,15 +70,20 @@ def edit(
     check_writable(out)
     picture = open_picture(image)
     if checkpoint is None:
-        checkpoint = packaged_edit_dir()
+        checkpoint = packaged_painter_dir()
         if checkpoint is None:
             raise GlyphfuseError(NO_EDIT_MODEL)
     model, config = load_edit_model(checkpoint, device=str(resolve_device(device)))
+    if glyph_checkpoint is not None and not config.glyphs:
+        raise GlyphfuseError(f"{checkpoint}: --glyph-checkpoint is for painters (glyph-guided models); {config.name!r} is not one")
+    writer = load_glyph_writer(config, glyphs, glyph_checkpoint, str(resolve_device(device))) if config.glyphs else {}
     result = edit_picture(picture, parse_prompt(text), xywh, settings, model=model, config=config, method=method, resample=resample,
-                          show_progress=not no_progress)
+                          **writer, show_progress=not no_progress)
     save_picture(result.image, out)
     chosen = result.candidates[result.best]
     how = "inpainting model" if result.method == "model" else f"training-free repaint, {resample} round(s) a step"
+    if config.glyphs:
+        how = f"painter, glyphs {'typeset' if glyphs == 'typeset' else 'written by the grey model'}"
     picked = f", best of {candidates} by OCR" if candidates > 1 else ""
     print(f"wrote {out} ({picture.size[0]}x{picture.size[1]} {result.image.mode} {fmt}; box {box}; seed {chosen.seed}{picked}; {how}; "
           f"{settings.sampler} {settings.steps} steps; {result.seconds:.1f} s)")

@@ -56,6 +56,16 @@ DELETE_UNDER = typer.Option(DEFAULTS.delete_under, "--delete-under", min=0.0, ma
 SR_STEPS = typer.Option(DEFAULTS.sr_steps, "--sr-steps", min=1, help="Denoising steps of the SR model (default: --steps).")
 SR_START = typer.Option(DEFAULTS.sr_start, "--sr-start", min=0.0, max=1.0, callback=finite, help="Where the SR chain starts: the low-res image upsampled bicubically and noised to this fraction of the timesteps (1 = from pure noise).")
 SR_GUIDANCE = typer.Option(DEFAULTS.sr_guidance, "--sr-guidance", callback=finite, help="Classifier-free guidance scale of the SR model.")
+COLOUR = typer.Option(False, "--colour", "--color", help="Draw a colour picture with the packaged painter: the packaged grey model writes the text, the painter paints a scene of --style around it. Implied by --style, --text-color or --background-color when no --checkpoint is given.")
+
+
+def wants_colour(colour: bool, checkpoint, *controls) -> bool:
+    """``--colour``, or (no checkpoint given) any scene control: the packaged painter is wanted."""
+    return colour or (checkpoint is None and any(control is not None for control in controls))
+
+
+GLYPHS = typer.Option("model", "--glyphs", help="A painter's glyphs (a glyph-guided checkpoint such as paint128): model (a grey text model, the packaged one or --glyph-checkpoint, writes the text, best of --candidates by OCR, and the painter paints around its ink) or typeset (the font renderer draws the ink exactly).")
+GLYPH_CHECKPOINT = typer.Option(None, "--glyph-checkpoint", help="The grey model that writes a painter's glyphs (--glyphs model). Default: the packaged model.")
 STYLE = typer.Option(None, "--style", help="Colour models: the kind of picture: plain, gradient, sign, caption, paper, screen (default: drawn at random per image).")
 TEXT_COLOR = typer.Option(None, "--text-color", help="Colour models: the text's colour, a name (red, navy, ...) or #RRGGBB (default: the model's choice).")
 BACKGROUND_COLOR = typer.Option(None, "--background-color", help="Colour models: the colour behind the text (the panel, paper or flat colour), a name or #RRGGBB (default: the model's choice).")

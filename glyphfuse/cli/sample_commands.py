@@ -43,6 +43,9 @@ def sample(
     style: Optional[str] = options.STYLE,
     text_color: Optional[str] = options.TEXT_COLOR,
     background_color: Optional[str] = options.BACKGROUND_COLOR,
+    colour: bool = options.COLOUR,
+    glyphs: str = options.GLYPHS,
+    glyph_checkpoint: Optional[Path] = options.GLYPH_CHECKPOINT,
     ocr: bool = typer.Option(False, "--ocr", help="Read the chosen image with OCR and print its text and score even with one candidate and no SR."),
     ocr_processes: Optional[int] = options.OCR_PROCESSES,
     no_progress: bool = options.NO_PROGRESS,
@@ -61,7 +64,11 @@ def sample(
 
       glyphfuse sample "quartz fjord" -o q.png -c ckpt/base64 --sr-checkpoint ckpt/sr128 --candidates 8 --keep-all q_candidates
 
-      glyphfuse sample "SALE\n50% OFF" -o sale.png -c ckpt/scenes128 --style sign --text-color white --background-color red
+      glyphfuse sample "SALE\\n50% OFF" -o sale.png --style sign --text-color white --background-color red
+
+      glyphfuse sample "the\\nwhat string" -o cap.png --colour -n 4 --grid
+
+      glyphfuse sample "OPEN 24h" -o open.png -c exports/paint128 --glyphs typeset --style screen
     """
     import torch
 
@@ -74,9 +81,11 @@ def sample(
         style=style, text_color=text_color, background_color=background_color,
     )
     generation.check_output(out)  # a bad -o fails now, not after the sampling
-    models = pipeline.load_models(checkpoint, sr_checkpoint, device, use_sr=not no_sr)
+    colour = options.wants_colour(colour, checkpoint, style, text_color, background_color)
+    models = pipeline.load_models(checkpoint, sr_checkpoint, device, use_sr=not no_sr, glyph_source=glyphs, glyph_checkpoint=glyph_checkpoint,
+                                  colour=colour)
     text = generation.parse_prompt(prompt)
-    warning = generation.domain_warning(text, checkpoint)
+    warning = generation.domain_warning(text, checkpoint if not colour else None)
     if warning:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     results = pipeline.sample_many(
@@ -110,7 +119,7 @@ def _print_written(results: list, paths: list[Path], settings, size: int, grid: 
 @app.command("info")
 def info(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Describe this checkpoint folder."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset in full (tiny, words32, lines64, lines128, lines256, scenes128, scenes256, inpaint128, base64, base128, sr256)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Describe this preset in full (tiny, words32, lines64, lines128, lines256, scenes128, scenes256, inpaint128, paint128, base64, base128, sr256)."),
 ) -> None:
     """Describe the packaged default model (its recipe and measured scores) and the presets, or one checkpoint or preset: configuration and parameter counts.
 

@@ -106,6 +106,9 @@ def eval_command(
     style: Optional[str] = options.STYLE,
     text_color: Optional[str] = options.TEXT_COLOR,
     background_color: Optional[str] = options.BACKGROUND_COLOR,
+    colour: bool = options.COLOUR,
+    glyphs: str = options.GLYPHS,
+    glyph_checkpoint: Optional[Path] = options.GLYPH_CHECKPOINT,
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here (an existing file is replaced)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Also save every evaluated image into this folder (pPPP_sK.png)."),
@@ -123,6 +126,8 @@ def eval_command(
       glyphfuse eval --checkpoint runs/base64/checkpoint --prompts examples/prompts/words.txt -n 4 --json eval.json
 
       glyphfuse eval -c ckpt/base64 --sr-checkpoint ckpt/sr128 --prompts multiline --candidates 4
+
+      glyphfuse eval -c exports/paint128 --prompts cased -n 1 --glyphs typeset
 
       glyphfuse synth-fonts /tmp/gt64 --count 200 --size 64 --seed 1 && glyphfuse eval --ground-truth /tmp/gt64
     """
@@ -144,6 +149,7 @@ def eval_command(
         report = evaluate.run_eval(
             checkpoint, settings, sr_checkpoint=sr_checkpoint, prompts=prompts, ground_truth=ground_truth, n=num, use_sr=not no_sr,
             device=device, ocr_processes=ocr_processes, show_progress=not no_progress, images_dir=images,
+            glyph_source=glyphs, glyph_checkpoint=glyph_checkpoint, colour=options.wants_colour(colour, checkpoint, style, text_color, background_color),
         )
     for table in report_tables(report):
         Console().print(table)

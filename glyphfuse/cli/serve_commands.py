@@ -20,6 +20,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network (no authentication)."),
     port: int = typer.Option(7860, "--port", min=0, max=65535, help="TCP port (0: any free one; the URL printed says which)."),
     queue_size: int = typer.Option(8, "--queue-size", min=1, max=10_000, help="Requests that may wait while one is drawn; beyond that the API answers 503."),
+    colour: bool = typer.Option(False, "--colour", "--color", help="Serve the packaged colour painter (the packaged grey model writes, the painter paints the scene; the page's style and colour controls) instead of the grey cascade."),
     edit_checkpoint: Optional[Path] = typer.Option(None, "--edit-checkpoint", help="Model for editing uploaded pictures (POST /api/edit, the page's Edit panel): an inpainting checkpoint, or a colour base model (training-free repaint). Default: the packaged edit model, if installed; else editing is off."),
 ) -> None:
     """Serve a local web page and HTTP API that draw images from a model loaded once: each answer takes the sampling time only.
@@ -36,13 +37,15 @@ def serve(
 
       glyphfuse serve -c runs/base64/checkpoint --port 8000
 
+      glyphfuse serve --colour
+
       curl -s localhost:7860/api/sample -H 'Content-Type: application/json' -d '{"prompt": "hello\\nworld", "seed": 3}'
 
-      glyphfuse serve --edit-checkpoint ckpt/inpaint128
+      glyphfuse serve --edit-checkpoint ckpt/paint128
 
       curl -s 'localhost:7860/api/edit?text=OPEN&box=40,60,300,80' -H 'Content-Type: image/jpeg' --data-binary @photo.jpg
     """
     from glyphfuse import serve as server
 
     server.serve(checkpoint, sr_checkpoint, device=device, host=host, port=port, queue_size=queue_size, use_sr=not no_sr,
-                 edit_checkpoint=edit_checkpoint)
+                 edit_checkpoint=edit_checkpoint, colour=colour)

@@ -170,6 +170,7 @@ def warm_start(
     name: Optional[str] = typer.Option(None, "--name", help="Name of the SR model config (default BASE-srSIZE)."),
     seed: int = typer.Option(0, "--seed", callback=seed_range, help="Seed of the freshly initialised SR layers."),
     inpaint: bool = typer.Option(False, "--inpaint", help="Build the base model's inpainting model instead (for glyphfuse edit): every tensor copied, the inputs for the masked picture and the mask start at zero."),
+    glyphs: bool = typer.Option(False, "--glyphs", help="With --inpaint: a glyph-guided inpainting model (a painter, preset paint128) that also sees the text's glyphs; their input starts at zero too."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a checkpoint already in OUT (never the input, never a training checkpoint)."),
 ) -> None:
     """Build a super-resolution model from a trained base model: copy every base tensor that has a place in it.
@@ -183,6 +184,8 @@ def warm_start(
       glyphfuse warm-start runs/tiny --out ckpt/tiny-sr128 --sr-size 128
 
       glyphfuse warm-start exports/scenes128-base-step_10112 --inpaint --out ckpt/inpaint128-init
+
+      glyphfuse warm-start exports/scenes128-base-step_10112 --inpaint --glyphs --out ckpt/paint128-init
     """
     from glyphfuse.training.warm_start import report_rows, warm_start_checkpoint
 
@@ -191,9 +194,12 @@ def warm_start(
 
         if sr_size is not None:
             raise GlyphfuseError("--sr-size is for super-resolution models; --inpaint keeps the base model's size")
-        path = warm_start_inpaint_checkpoint(base_checkpoint, out, name=name, overwrite=overwrite)
-        print(f"wrote {path}: the inpainting model of {base_checkpoint}, every tensor copied; it sees the masked picture and the mask (their weights start at zero)")
+        path = warm_start_inpaint_checkpoint(base_checkpoint, out, name=name, overwrite=overwrite, glyphs=glyphs)
+        sees = "the masked picture, the mask and the glyphs" if glyphs else "the masked picture and the mask"
+        print(f"wrote {path}: the {'glyph-guided ' if glyphs else ''}inpainting model of {base_checkpoint}, every tensor copied; it sees {sees} (their weights start at zero)")
         return
+    if glyphs:
+        raise GlyphfuseError("--glyphs builds a glyph-guided inpainting model; give it with --inpaint")
 
     path, report = warm_start_checkpoint(base_checkpoint, out, sr_size=sr_size, seed=seed, low_res_noise_max=low_res_noise_max, name=name, overwrite=overwrite)
     Console().print(report_table(report_rows(report), report.summary(), title=escape(f"warm start {base_checkpoint} -> {path}")))

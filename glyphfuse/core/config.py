@@ -11,6 +11,8 @@ it is what a checkpoint's ``config.json`` contains. Presets:
 * ``scenes128`` – ``lines128`` in RGB with scene controls (kind, text and background colour)
 * ``scenes256`` – the 128 -> 256 px super-resolution model of ``scenes128``
 * ``inpaint128`` – ``scenes128`` that also sees a masked image and its mask: ``glyphfuse edit``
+* ``paint128`` – ``inpaint128`` that also sees the text's glyphs: it paints a colour scene around the
+  ink that a grey model wrote (or the font renderer typeset), whole or into a box of a picture
 * ``base64``  – the 64 px base model
 * ``base128`` – the 128 px base model
 * ``sr256``   – the 128 -> 256 px super-resolution model (``base128`` plus one outer level)
@@ -94,6 +96,10 @@ class ModelConfig(JsonConfig):
     # inpainting models: the U-Net also sees the masked image and the mask (1 = draw here), so it
     # redraws only the masked part of a picture (glyphfuse.training.inpaint, glyphfuse edit)
     inpaint: bool = False
+    # glyph-guided models: the U-Net also sees the glyph image, the text's ink where the data recipe
+    # writes it (1 channel, -1 = no ink .. 1 = full ink): from the font renderer (typeset) or from a
+    # grey model's sample (glyphfuse.sampling.glyphs). The model paints the scene around that ink.
+    glyphs: bool = False
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -105,10 +111,10 @@ class ModelConfig(JsonConfig):
     @property
     def input_channels(self) -> int:
         """Channels the U-Net sees: the noisy image, plus the upsampled low-res image (SR) or the
-        masked image and the mask (inpainting)."""
+        masked image and the mask (inpainting), plus the glyph image (glyph-guided)."""
         if self.is_super_resolution:
             return 2 * self.channels
-        return 2 * self.channels + 1 if self.inpaint else self.channels
+        return self.channels + (self.channels + 1 if self.inpaint else 0) + (1 if self.glyphs else 0)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> "ModelConfig":
@@ -159,7 +165,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "text.num_buckets": (1, 1024),
     "text.max_distance": (1, 4096),
     "text.max_lines": (1, 1024),
-    "unet.in_channels": (1, 7),
+    "unet.in_channels": (1, 8),
     "unet.out_channels": (1, 3),
     "unet.base_channels": (1, 1024),
     "unet.channel_mult": (1, 16),
@@ -202,6 +208,8 @@ def validate_model_config(config: "ModelConfig", where: str = "config") -> None:
         raise GlyphfuseError(f"{where}.low_res_size: {config.low_res_size} must be smaller than image_size {config.image_size}")
     if config.inpaint and config.is_super_resolution:
         raise GlyphfuseError(f"{where}.inpaint: a super-resolution model cannot also be an inpainting model")
+    if config.glyphs and config.is_super_resolution:
+        raise GlyphfuseError(f"{where}.glyphs: a super-resolution model cannot also be glyph-guided")
     if config.unet.patch_size > config.image_size:
         raise GlyphfuseError(f"{where}.unet.patch_size: {config.unet.patch_size} is larger than image_size {config.image_size}")
 
@@ -337,14 +345,14 @@ def sr_config_for(base: ModelConfig, sr_size: int, *, name: str | None = None, l
     )
 
 
-def inpaint_config_for(base: ModelConfig, *, name: str | None = None) -> ModelConfig:
+def inpaint_config_for(base: ModelConfig, *, name: str | None = None, glyphs: bool = False) -> ModelConfig:
     """The inpainting config of ``base``: the same network, whose U-Net also sees the masked image
-    and the mask (in_channels = 2 * channels + 1), so that every weight of ``base`` warm-starts it
+    and the mask (and, ``glyphs``, the glyph image), so that every weight of ``base`` warm-starts it
     (glyphfuse.training.inpaint.inpaint_warm_start)."""
-    if base.is_super_resolution or base.inpaint:
-        raise GlyphfuseError(f"model config {base.name!r} is a super-resolution or inpainting model; give a base model config")
-    return dataclasses.replace(base, name=name or f"{base.name}-inpaint", inpaint=True,
-                               unet=dataclasses.replace(base.unet, in_channels=2 * base.channels + 1))
+    if base.is_super_resolution or base.inpaint or base.glyphs:
+        raise GlyphfuseError(f"model config {base.name!r} is a super-resolution, inpainting or glyph-guided model; give a base model config")
+    config = dataclasses.replace(base, name=name or f"{base.name}-{'paint' if glyphs else 'inpaint'}", inpaint=True, glyphs=glyphs)
+    return dataclasses.replace(config, unet=dataclasses.replace(base.unet, in_channels=config.input_channels))
 
 
 def _sr256() -> ModelConfig:
@@ -363,8 +371,12 @@ def _inpaint128() -> ModelConfig:
     return inpaint_config_for(_scenes128(), name="inpaint128")
 
 
+def _paint128() -> ModelConfig:
+    return inpaint_config_for(_scenes128(), name="paint128", glyphs=True)
+
+
 PRESETS = {"tiny": _tiny, "words32": _words32, "lines64": _lines64, "lines128": _lines128, "lines256": _lines256,
-           "scenes128": _scenes128, "scenes256": _scenes256, "inpaint128": _inpaint128,
+           "scenes128": _scenes128, "scenes256": _scenes256, "inpaint128": _inpaint128, "paint128": _paint128,
            "base64": _base64, "base128": _base128, "sr256": _sr256}
 
 

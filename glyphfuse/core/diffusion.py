@@ -35,14 +35,11 @@ from glyphfuse.core.noise import randint, randn
 
 # model_fn(x_t (B, C, H, W), timesteps (B,) float in the original 0..T-1 scale) -> output (B, C, H, W)
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
 # denoise(x (B, C, H, W) at chain index i, i) -> predicted (clipped) x0 (B, C, H, W)
 Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-# ---------------------------------------------------------------------------------------------
-# Schedules
-# ---------------------------------------------------------------------------------------------
+# -- Schedules ------------------------------------------------------------------------------
 
 
 def linear_betas(num_timesteps: int) -> np.ndarray:
@@ -104,9 +101,7 @@ def augment_low_res(low_res: torch.Tensor, level: torch.Tensor, noise: torch.Ten
     return (1.0 - level.square()).sqrt() * low_res + level * noise
 
 
-# ---------------------------------------------------------------------------------------------
-# DPM-Solver++(2M): a pure function of a denoiser and a chain's alphas_cumprod
-# ---------------------------------------------------------------------------------------------
+# -- DPM-Solver++(2M): a pure function of a denoiser and a chain's alphas_cumprod -----------
 
 
 def half_log_snr(abar: float) -> float:
@@ -151,9 +146,7 @@ def dpmpp_2m(denoise: Denoiser, x: torch.Tensor, alphas_cumprod: Sequence[float]
     return x
 
 
-# ---------------------------------------------------------------------------------------------
-# The diffusion process
-# ---------------------------------------------------------------------------------------------
+# -- The diffusion process ------------------------------------------------------------------
 
 
 class GaussianDiffusion:
@@ -278,18 +271,22 @@ class GaussianDiffusion:
         """Timesteps (B,) long, uniform over 0..T-1, or over 0..up_to-1 (the least noisy ones)."""
         return randint(self.num_steps if up_to is None else up_to, batch, generator).to(device)
 
-    def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, t=None, noise=None, generator=None, up_to: int | None = None) -> torch.Tensor:
-        """Per-sample MSE between the network output and its target (eps or v), shape (B,). ``t``
-        (uniform over the first ``up_to`` timesteps) and ``noise`` come from ``generator`` if not given."""
+    def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, t=None, noise=None, generator=None, up_to: int | None = None,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sample MSE between the network output and its target (eps or v), shape (B,), or its
+        mean weighted by ``weight`` (B, 1, H, W) > 0 (a painter counts its text pixels more). ``t`` (uniform
+        over the first ``up_to`` timesteps) and ``noise`` come from ``generator`` if not given."""
         batch = x0.shape[0]
         if t is None:
             t = self.sample_timesteps(batch, generator, x0.device, up_to)
         if noise is None:
             noise = randn(x0.shape, generator, x0.device, x0.dtype)
-        x_t = self.q_sample(x0, t, noise)
-        output = model_fn(x_t, self.model_timesteps(t))
-        target = self.training_target(x0, noise, t)
-        return (output.float() - target.float()).pow(2).reshape(batch, -1).mean(dim=1)
+        output = model_fn(self.q_sample(x0, t, noise), self.model_timesteps(t))
+        error = (output.float() - self.training_target(x0, noise, t).float()).pow(2).reshape(batch, -1)
+        if weight is None:
+            return error.mean(dim=1)
+        weight = weight.float().expand(batch, *x0.shape[1:]).reshape(batch, -1)
+        return (error * weight).sum(dim=1) / weight.sum(dim=1)
 
     # -- sampling -----------------------------------------------------------------------------
 

@@ -198,19 +198,21 @@ def fixed_text_frame(text: str, style: SynthStyle, font_path: str, size: int) ->
     return margin, top, margin + int(np.ceil(width)), top + len(lines) * pitch
 
 
-def _fixed_rows(source: SynthSource, font_path: str, font_px: int, layout: Layout, size: int, margin: int) -> list[Placement]:
-    """Placement ``fixed``: glyph placements with line k's ascender line at the same height in
-    every image (:func:`fixed_rows`) and a fixed left pen position."""
+def fixed_line_placements(lines: Sequence[str], style: SynthStyle, font_path: str, font_px: int, size: int) -> list[Placement]:
+    """Placement ``fixed``: glyph placements of ``lines`` with line k's ascender line at the same
+    height in every image (:func:`fixed_rows`) and a fixed left pen position (or the line centred
+    or right-aligned, as ``style.align`` says)."""
     font = load_font(font_path, font_px)
-    top, pitch = fixed_rows(source.style, font_px, font_path, size)
+    top, pitch = fixed_rows(style, font_px, font_path, size)
+    margin = canvas_margin(size)
     placements = []
-    for k, line in enumerate(layout.lines):
+    for k, line in enumerate(lines):
         glyphs, box = measure_line(font, line)
         if box is None:
             continue
-        if source.style.align == "center":
+        if style.align == "center":
             dx = (size - (box[2] - box[0])) // 2 - box[0]
-        elif source.style.align == "right":
+        elif style.align == "right":
             dx = size - margin - box[2]
         else:
             dx = margin
@@ -218,12 +220,24 @@ def _fixed_rows(source: SynthSource, font_path: str, font_px: int, layout: Layou
     return placements
 
 
+def fixed_text_coverage(text: str, style: SynthStyle, font_path: str, size: int) -> np.ndarray:
+    """The (size, size) uint8 ink coverage (0..255) of ``text`` exactly as data of a ``fixed``-
+    placement style with one font size draws it: the glyphs that a glyph-guided model is shown
+    (:func:`glyphfuse.data.synth.recipe_glyphs`). GlyphfuseError when a glyph would leave the canvas."""
+    if style.placement != "fixed" or style.font_px is None or style.font_px[0] != style.font_px[1]:
+        raise GlyphfuseError("typeset glyphs need a data recipe with fixed lines in one font size (e.g. scenes128)")
+    coverage = _compose(fixed_line_placements(text.split("\n"), style, font_path, style.font_px[0], size), size)
+    if coverage is None:
+        raise GlyphfuseError(f"the text {text!r} does not fit the {size} px canvas in the data recipe's layout")
+    return coverage
+
+
 def _place(source: SynthSource, rng: random.Random, chosen: tuple[str, int, Layout], size: int, margin: int) -> list[Placement]:
     """The glyph placements of the chosen text on the canvas, as ``style.placement`` says."""
     font_path, font_px, layout = chosen
     placement = source.style.placement
     if placement == "fixed":
-        return _fixed_rows(source, font_path, font_px, layout, size, margin)
+        return fixed_line_placements(layout.lines, source.style, font_path, font_px, size)
     room = size - 2 * margin
     if placement == "center":
         left, top = (size - layout.width) // 2, (size - layout.height) // 2

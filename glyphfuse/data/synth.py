@@ -37,19 +37,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+from PIL import Image
+
 from glyphfuse.core.controls import SceneControls
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.data.scenes import BackgroundBank
 from glyphfuse.data.imagefolder import METADATA_FILE, MetadataWriter, write_example
 from glyphfuse.data.fonts import discover_fonts, font_supports
 from glyphfuse.core.progress import ProgressBar
-from glyphfuse.data.render import Rendered, SynthSource, fixed_text_frame, render_example
+from glyphfuse.data.render import Rendered, SynthSource, fixed_text_coverage, fixed_text_frame, render_example
 from glyphfuse.data.transcripts import (
     COMMON_WORDS, DATA_RECIPES, SynthStyle, get_data_recipe, held_out_tokens, load_text_file, load_words, parse_range,
 )
 
 __all__ = [  # defined here, then re-exported from their homes
-    "FRAME_RECIPE", "SynthSummary", "image_name", "prepare_out_dir", "recipe_text_frame", "style_fonts", "synthesize",
+    "FRAME_RECIPE", "SynthSummary", "image_name", "prepare_out_dir", "recipe_glyphs", "recipe_text_frame", "style_fonts", "synthesize",
     "COMMON_WORDS", "DATA_RECIPES", "SynthStyle", "get_data_recipe", "held_out_tokens", "load_words", "parse_range",
     "Rendered", "SynthSource", "render_example",
 ]
@@ -147,6 +150,26 @@ def recipe_text_frame(recipe: str = FRAME_RECIPE, size: int = 128) -> Callable[[
         return math.floor(left * factor), math.floor(top * factor), math.ceil(right * factor), math.ceil(bottom * factor)
 
     return functools.lru_cache(maxsize=4096)(frame_of)
+
+
+@functools.lru_cache(maxsize=8)
+def recipe_glyphs(recipe: str = FRAME_RECIPE, size: int = 128) -> Callable[[str], np.ndarray]:
+    """text -> (size, size) float32 ink coverage 0..1: the glyphs that data of the recipe
+    ``recipe`` draws for that text, at their places (:func:`glyphfuse.data.render.fixed_text_coverage`
+    at the recipe's own size, resized to ``size`` px). What a glyph-guided model is shown in
+    training, and the ``typeset`` glyphs of sampling. GlyphfuseError for a recipe without fixed lines,
+    and for a text that does not fit."""
+    style = get_data_recipe(recipe)
+    font_path = style_fonts(None, style)[0]
+    fixed_text_frame("a", style, font_path, style.size)  # a recipe without a text frame fails here, once
+
+    def glyphs_of(text: str) -> np.ndarray:
+        coverage = fixed_text_coverage(text, style, font_path, style.size)
+        if size != style.size:
+            coverage = np.asarray(Image.fromarray(coverage).resize((size, size), Image.Resampling.BILINEAR))
+        return coverage.astype(np.float32) / 255.0
+
+    return functools.lru_cache(maxsize=4096)(glyphs_of)
 
 
 def _drawable_texts(text_file: str | Path, font_paths: list[str]) -> tuple[list[str], int]:

@@ -14,7 +14,8 @@ One edit (see :mod:`glyphfuse.editing.geometry` for the mapping):
    pixels repeated where it reaches past the picture);
 3. the model draws inside the box's place and keeps the rest: an inpainting model sees the masked
    square and the mask; a plain colour base model runs training-free (RePaint: its known pixels
-   are pasted back, noised, after every step) (``method``);
+   are pasted back, noised, after every step) (``method``); a painter (glyph-guided inpainting
+   model) also sees the text's glyphs in the frame, written by the grey model or typeset;
 4. each candidate's drawing is scaled back into the box and blended in, feathered inside the box,
    in the picture's own mode: every pixel outside the box is the input's;
 5. with several candidates, OCR reads each box and the closest to the text wins.
@@ -39,8 +40,9 @@ from glyphfuse.editing.geometry import Box, EditPlan, check_box, feather_weights
 from glyphfuse.editing.pictures import Picture
 from glyphfuse.ocr import reader
 from glyphfuse.ocr.ranking import score_candidates
-from glyphfuse.sampling.generation import check_prompt_lengths, generate
-from glyphfuse.sampling.pipeline import select_best
+from glyphfuse.sampling.generation import generate
+from glyphfuse.sampling.inputs import check_prompt_lengths
+from glyphfuse.sampling.pipeline import glyphs_for_prompts, select_best
 from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
 METHODS = ("auto", "model", "repaint")  # auto: the model's own inpainting if it has it, else repaint
@@ -155,6 +157,9 @@ def edit_picture(
     method: str = "auto",
     resample: int = 1,
     read: bool | None = None,
+    glyph_source: str = "model",
+    glyph_model: torch.nn.Module | None = None,
+    glyph_config: ModelConfig | None = None,
     show_progress: bool = False,
     **overrides,
 ) -> EditResult:
@@ -164,6 +169,9 @@ def edit_picture(
     candidates, style, text_color, background_color ...). Candidate i uses seed + i.
     method: "model" (an inpainting model), "repaint" (training-free, any colour base model; ``resample``
     rounds a step) or "auto". read: OCR the box of every candidate (default: when there are several).
+    glyph_source, glyph_model, glyph_config: a painter's glyphs (glyphfuse.sampling.pipeline): ``model``
+    (default: the packaged grey model writes the text, best of the candidates by OCR, and every
+    candidate paints around that ink) or ``typeset``.
     """
     started = time.perf_counter()
     settings = resolve_settings(settings, **overrides)
@@ -179,8 +187,13 @@ def edit_picture(
     known = pil_to_tensor(canvas_of(picture, plan), channels=3)[None].expand(count, -1, -1, -1)  # (N, 3, S, S)
     mask = torch.zeros(count, 1, config.image_size, config.image_size)
     mask[:, :, plan.mask[1] : plan.mask[3], plan.mask[0] : plan.mask[2]] = 1.0
+    glyphs = None
+    if config.glyphs:  # the canvas's text frame is where the grey model and the typesetter write
+        job_glyphs, _grey = glyphs_for_prompts([text], settings, config, glyph_source, glyph_model, glyph_config,
+                                               device=next(model.parameters()).device, show_progress=show_progress)
+        glyphs = job_glyphs.expand(count, -1, -1, -1)
     drawings = generate(model, config, [text] * count, settings, known=known, mask=mask, resample=resample, draw_kind=False,
-                        show_progress=show_progress)  # prompt i: seed + i
+                        glyphs=glyphs, show_progress=show_progress)  # prompt i: seed + i
 
     candidates = []
     for i, drawing in enumerate(drawings):

@@ -2,6 +2,8 @@
 
 * ``generation``: load a checkpoint (or the packaged model), generate images for prompts, save;
 * ``settings``: every sampling option in one checked dataclass;
+* ``inputs``: what generate checks before any compute (prompts, SR, inpainting and glyph inputs);
+* ``glyphs``: a painter's glyphs, typeset or read back from a grey model's sample;
 * ``sr``: upsampling base images with a super-resolution model;
 * ``pipeline``: the cascade: candidates -> OCR prune -> SR -> OCR pick best.
 

@@ -30,9 +30,11 @@ from glyphfuse.core.diffusion import GaussianDiffusion
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import check_writable, write_bytes_atomic
 from glyphfuse.core.images import make_grid, tensor_to_pil
-from glyphfuse.core.tokenizer import TextBatch, encoded_length, tokenize
+from glyphfuse.core.tokenizer import TextBatch, tokenize
 from glyphfuse.core.progress import ProgressBar
 from glyphfuse.data.prompts import parse_prompt  # noqa: F401 (part of the sampling API)
+from glyphfuse.sampling.glyphs import NULL_GLYPH
+from glyphfuse.sampling.inputs import check_glyphs, check_known, checked_prompts
 from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
@@ -59,11 +61,24 @@ def packaged_sr_dir() -> Path | None:
     return folder if _holds_checkpoint(folder) else None
 
 
-def packaged_edit_dir() -> Path | None:
-    """The edit model packaged with glyphfuse (glyphfuse/default_model/edit/: an inpainting model for
-    ``glyphfuse edit`` and the serve page), or None when none is installed."""
-    folder = DEFAULT_MODEL_DIR / "edit"
+def packaged_painter_dir() -> Path | None:
+    """The colour painter packaged with glyphfuse (glyphfuse/default_model/paint/: a glyph-guided
+    inpainting model, paint128), or None when none is installed. It paints ``sample --colour``'s
+    pictures around the default model's writing, and it is the model of ``glyphfuse edit`` and of the
+    serve page's edit panel."""
+    folder = DEFAULT_MODEL_DIR / "paint"
     return folder if _holds_checkpoint(folder) else None
+
+
+def colour_checkpoint_dir(checkpoint: str | Path | None = None) -> Path:
+    """What ``--colour`` loads: the packaged painter; GlyphfuseError when a checkpoint is also given
+    (it decides alone) or no painter is installed."""
+    if checkpoint is not None:
+        raise GlyphfuseError("--colour picks the packaged colour painter; with --checkpoint, the checkpoint decides (drop one of them)")
+    folder = packaged_painter_dir()
+    if folder is None:
+        raise GlyphfuseError("no colour painter is installed (glyphfuse/default_model/paint/); pass --checkpoint with a colour model")
+    return folder
 
 
 def load_model(checkpoint_dir: str | Path | None = None, device: str | torch.device = "auto"):
@@ -107,12 +122,14 @@ def apply_guidance(cond_out: torch.Tensor, uncond_out: torch.Tensor, scale: floa
 
 
 def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None, inputs: dict[str, torch.Tensor] | None = None,
-                  autocast: torch.dtype | None = None, controls: ControlBatch | None = None, null_controls: ControlBatch | None = None) -> Callable:
+                  autocast: torch.dtype | None = None, controls: ControlBatch | None = None, null_controls: ControlBatch | None = None,
+                  null_inputs: dict[str, torch.Tensor] | None = None) -> Callable:
     """Wrap ``model`` as the diffusion's ``model_fn(x_t, t)`` for fixed prompts.
 
     text: TextBatch for the B prompts; null_text: TextBatch of B null inputs (needed when
     guidance != 1); inputs: the model's extra image inputs, B rows each, the same for the null
-    rows (SR: ``low_res``; inpainting: ``masked_image`` and ``mask``); controls / null_controls: a
+    rows (SR: ``low_res``; inpainting: ``masked_image`` and ``mask``) unless ``null_inputs`` gives
+    theirs (a painter's ``glyphs``: none); controls / null_controls: a
     colour model's scene controls and their null inputs (None for other models). The guided output
     is uncond + guidance * (cond - uncond), computed from one forward pass over the 2B-row batch
     [cond; uncond].
@@ -123,7 +140,8 @@ def make_model_fn(model: torch.nn.Module, text, guidance: float, null_text=None,
         if null_text is None:
             raise ValueError("guidance != 1 needs null_text")
         both_text = TextBatch.cat([text, null_text])
-        both_inputs = {name: torch.cat([tensor, tensor]) for name, tensor in inputs.items()}
+        null_inputs = {**inputs, **(null_inputs or {})}
+        both_inputs = {name: torch.cat([tensor, null_inputs[name]]) for name, tensor in inputs.items()}
         both_controls = ControlBatch.cat([controls, null_controls]) if controls is not None else None
 
     def run(x, t, txt, extra, ctl):
@@ -162,6 +180,7 @@ def generate(
     known: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
     resample: int = 1,
+    glyphs: torch.Tensor | None = None,
     draw_kind: bool = True,
     device: str | torch.device | None = None,
     show_progress: bool = False,
@@ -187,12 +206,15 @@ def generate(
     known (B, C, H, W) in [-1, 1], mask (B, 1, H, W), 1 = draw here: inpainting. An inpainting model
     sees the masked picture and the mask; any other base model runs training-free (RePaint: the
     known pixels, noised, replace its own after every step, ``resample`` rounds a step; ddim or ddpm).
+    glyphs (B, 1, H, W) in [-1, 1]: a glyph-guided model's text ink (:mod:`glyphfuse.sampling.glyphs`);
+    required by such models, refused by others.
     device: move the model there first (default: where the model already is).
     show_progress: a progress bar on stderr.
     """
     settings = resolve_settings(settings, **overrides)
-    prompts = _checked_prompts(prompts, config, low_res)
-    _check_known(known, mask, config, len(prompts))
+    prompts = checked_prompts(prompts, config, low_res)
+    check_known(known, mask, config, len(prompts))
+    check_glyphs(glyphs, config, len(prompts))
     chosen = resolve_controls(controls if controls is not None else settings.controls(), config, len(prompts), settings.seed, draw_kind=draw_kind)
     if device is not None:
         model.to(resolve_device(device))
@@ -209,7 +231,7 @@ def generate(
     try:
         with ProgressBar("sampling", len(chunks) * steps_per_chunk, unit="steps", shown=show_progress) as bar:
             outputs = [_sample_chunk(model, config, diffusion, prompts, chunk, low_res, settings, device, bar, start_images, start_fraction, chosen,
-                                     known, mask, resample)
+                                     known, mask, resample, glyphs)
                        for chunk in chunks]
     finally:
         model.train(was_training)
@@ -241,30 +263,11 @@ def resolve_controls(controls: SceneControls | Sequence[SceneControls | None] | 
     return chosen
 
 
-def _checked_prompts(prompts: Sequence[str], config: ModelConfig, low_res: torch.Tensor | None) -> list[str]:
-    """``prompts`` as a list, or a GlyphfuseError before any compute is spent: no prompts, a
-    non-string, low-res images missing (SR model) or out of place (base model) or miscounted,
-    a prompt longer than the model reads."""
-    prompts = list(prompts)
-    if not prompts:
-        raise GlyphfuseError("generate: no prompts given")
-    if any(not isinstance(p, str) for p in prompts):
-        raise GlyphfuseError("generate: prompts must be strings (None is reserved for the guidance null input)")
-    if config.is_super_resolution and low_res is None:
-        raise GlyphfuseError(f"model {config.name!r} is a super-resolution model: it needs low_res images")
-    if not config.is_super_resolution and low_res is not None:
-        raise GlyphfuseError(f"model {config.name!r} is not a super-resolution model: low_res must be None")
-    if low_res is not None and low_res.shape[0] != len(prompts):
-        raise GlyphfuseError(f"got {low_res.shape[0]} low-res images for {len(prompts)} prompts")
-    check_prompt_lengths(prompts, config)
-    return prompts
-
-
 def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: GaussianDiffusion, prompts: list[str], chunk: range,
                   low_res: torch.Tensor | None, settings: SamplingSettings, device: torch.device, bar: ProgressBar,
                   start_images: torch.Tensor | None = None, start_fraction: float = 1.0,
                   controls: list[SceneControls] | None = None, known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                  resample: int = 1) -> torch.Tensor:
+                  resample: int = 1, glyphs: torch.Tensor | None = None) -> torch.Tensor:
     """Images (len(chunk), C, H, W) on the CPU for the prompts at indices ``chunk``: one chain."""
     rows = slice(chunk.start, chunk.stop)
     text = tokenize([prompts[i] for i in chunk], config.text.max_length, max_lines=config.text.max_lines).to(device)
@@ -279,11 +282,16 @@ def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: Gaussi
         if config.inpaint:  # the model sees what is known; otherwise the sampler pastes it (RePaint)
             inputs.update(masked_image=chunk_known * (1.0 - chunk_mask), mask=chunk_mask)
             chunk_known = chunk_mask = None
+    null_inputs = {}
+    if glyphs is not None:  # the null input of guidance has no glyphs, as in training
+        inputs["glyphs"] = glyphs[rows].to(device=device, dtype=torch.float32)
+        null_inputs["glyphs"] = torch.full_like(inputs["glyphs"], NULL_GLYPH)
     chunk_controls = null_controls = None
     if controls is not None:
         chunk_controls = ControlBatch.build([controls[i] for i in chunk], config.scene_kinds).to(device)
         null_controls = ControlBatch.build([None] * len(chunk), config.scene_kinds).to(device)
-    model_fn = make_model_fn(model, text, settings.guidance, null_text, inputs, autocast_dtype(device), chunk_controls, null_controls)
+    model_fn = make_model_fn(model, text, settings.guidance, null_text, inputs, autocast_dtype(device), chunk_controls, null_controls,
+                             null_inputs)
     guard = _FiniteGuard(model_fn, settings.steps, on_step=bar.advance)
     generators = [torch.Generator().manual_seed(settings.seed + i) for i in chunk]  # prompt i: seed + i
     images = diffusion.sample(
@@ -295,33 +303,6 @@ def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: Gaussi
     )
     guard.check(images, "in the final image")
     return images.float().cpu()
-
-
-def _check_known(known: torch.Tensor | None, mask: torch.Tensor | None, config: ModelConfig, count: int) -> None:
-    """GlyphfuseError unless ``known`` and ``mask`` are both absent, or both given with the shapes
-    inpainting needs (an SR model does not inpaint)."""
-    if known is None and mask is None:
-        return
-    if known is None or mask is None:
-        raise GlyphfuseError("inpainting needs both the known picture and its mask")
-    if config.is_super_resolution:
-        raise GlyphfuseError(f"model {config.name!r} is a super-resolution model; it does not inpaint")
-    size = (config.image_size, config.image_size)
-    if tuple(known.shape) != (count, config.channels, *size) or tuple(mask.shape) != (count, 1, *size):
-        raise GlyphfuseError(f"inpainting inputs have shapes {tuple(known.shape)} and {tuple(mask.shape)}, expected "
-                             f"{(count, config.channels, *size)} and {(count, 1, *size)}")
-
-
-def check_prompt_lengths(prompts: Sequence[str], config: ModelConfig) -> None:
-    """GlyphfuseError naming the first prompt that is longer than the model reads."""
-    for prompt in prompts:
-        tokens = encoded_length(prompt)
-        if tokens > config.text.max_length:
-            shown = repr(prompt if len(prompt) <= 40 else prompt[:40] + "...")
-            raise GlyphfuseError(
-                f"prompt {shown} ({len(prompt)} characters) needs {tokens} tokens, more than the {config.text.max_length} that model "
-                f"{config.name!r} reads (text.max_length, the begin token included); shorten it (a character outside printable ASCII takes one token per UTF-8 byte)"
-            )
 
 
 class _FiniteGuard:

@@ -19,6 +19,11 @@ keyword arguments, as above). One output ("job") = N = ``candidates`` base candi
    outputs are read again (one OCR call);
 4. each job returns the final-stage image with the highest similarity (ties: the lowest index).
 
+A glyph-guided base model (a painter, preset ``paint128``) first needs the glyphs of each prompt
+(:mod:`glyphfuse.sampling.glyphs`): with the source ``model`` a grey text model (``glyph_model``, by
+default the packaged one) runs this same pipeline first, without SR, and its chosen image's ink is
+what every candidate of the job paints around; with ``typeset`` the font renderer draws the ink.
+
 With one candidate and no SR model OCR is skipped unless ``ocr=True``, so plain sampling does not
 need tesseract. The SR/base compatibility is checked before anything is sampled.
 """
@@ -26,6 +31,7 @@ need tesseract. The SR/base compatibility is checked before anything is sampled.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +50,10 @@ from glyphfuse.core.files import check_writable, write_bytes_atomic, write_text_
 from glyphfuse.core.images import tensor_to_pil
 from glyphfuse.data.imagefolder import encode_png
 from glyphfuse.ocr.ranking import pick_best, prune_candidates, score_candidates
+from glyphfuse.sampling.glyphs import GLYPH_SOURCES, glyphs_from_grey, typeset_glyphs
 from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
-BASE, SR = "base", "sr"
+BASE, SR, GREY = "base", "sr", "grey"  # candidate stages; "grey": a painter's glyphs, written by a grey model
 KEEP_ALL_LISTING = "candidates.json"
 
 
@@ -56,7 +63,7 @@ class Candidate:
 
     job: int  # which output it is a candidate for
     index: int  # candidate number within its job (0..N-1); an SR image keeps its base candidate's
-    stage: str  # "base" or "sr"
+    stage: str  # "base", "sr" or "grey"
     seed: int
     image: object  # PIL.Image
     ocr_text: str | None = None  # None when OCR was skipped
@@ -95,26 +102,77 @@ def select_best(scores: Sequence[float | None]) -> int:
 
 
 def load_models(checkpoint: str | Path | None = None, sr_checkpoint: str | Path | None = None, device: str = "auto", *,
-                use_sr: bool = True) -> dict:
+                use_sr: bool = True, glyph_source: str = "model", glyph_checkpoint: str | Path | None = None, colour: bool = False) -> dict:
     """Load the base (and SR) checkpoint; the SR/base compatibility is checked from the configs
     before any weights are read. Returns keyword arguments for :func:`sample_pipeline`:
-    ``base_model``, ``base_config``, ``sr_model``, ``sr_config``.
+    ``base_model``, ``base_config``, ``sr_model``, ``sr_config`` (and, for a painter, ``glyph_source``,
+    ``glyph_model``, ``glyph_config``).
 
     Without ``checkpoint`` the packaged default model is loaded, and with it its packaged SR model
-    when there is one (the cascade) unless ``use_sr`` is False or ``sr_checkpoint`` names another."""
+    when there is one (the cascade) unless ``use_sr`` is False or ``sr_checkpoint`` names another.
+    A glyph-guided ``checkpoint`` (a painter) gets its glyphs from ``glyph_source``: ``model`` loads
+    the grey model ``glyph_checkpoint`` (default: the packaged model), ``typeset`` needs none.
+    ``colour`` without ``checkpoint``: the packaged painter (colour pictures around the packaged
+    model's writing) instead of the packaged grey cascade."""
+    if colour:
+        checkpoint = generation.colour_checkpoint_dir(checkpoint)
+    base_path = Path(checkpoint) if checkpoint is not None else generation.default_checkpoint_dir()
+    base_config = load_checkpoint_config(base_path)
+    if base_config.glyphs:
+        if sr_checkpoint is not None:
+            raise GlyphfuseError(f"{base_path}: a painter (glyph-guided model) has no super-resolution stage yet; drop --sr-checkpoint")
+        models = load_glyph_writer(base_config, glyph_source, glyph_checkpoint, device)
+        base_model, base_config = generation.load_model(base_path, device)
+        return {"base_model": base_model, "base_config": base_config, "sr_model": None, "sr_config": None, **models}
+    if glyph_checkpoint is not None:
+        raise GlyphfuseError(f"{base_path}: --glyph-checkpoint is for painters (glyph-guided models); {base_config.name!r} is not one")
     if checkpoint is None and sr_checkpoint is None and use_sr:
         sr_checkpoint = generation.packaged_sr_dir()
     if not use_sr and sr_checkpoint is not None:
         raise GlyphfuseError("--no-sr and --sr-checkpoint contradict each other; give one")
-    base_path = Path(checkpoint) if checkpoint is not None else generation.default_checkpoint_dir()
     sr_config = load_checkpoint_config(sr_checkpoint) if sr_checkpoint is not None else None
-    sr.check_sr_compatible(load_checkpoint_config(base_path), sr_config, sr_where=str(sr_checkpoint),
+    sr.check_sr_compatible(base_config, sr_config, sr_where=str(sr_checkpoint),
                            base_where=str(checkpoint) if checkpoint is not None else "default model")
     base_model, base_config = generation.load_model(base_path, device)
     sr_model = None
     if sr_checkpoint is not None:
         sr_model, sr_config = generation.load_model(sr_checkpoint, device)
     return {"base_model": base_model, "base_config": base_config, "sr_model": sr_model, "sr_config": sr_config}
+
+
+def load_glyph_writer(painter_config: ModelConfig, source: str = "model", glyph_checkpoint: str | Path | None = None,
+                      device: str = "auto") -> dict:
+    """Where a painter's glyphs come from, as keyword arguments of :func:`sample_many` and
+    ``edit_picture``: ``glyph_source``, and for ``model`` the grey model ``glyph_checkpoint``
+    (default: the packaged one), checked against the painter, and its config."""
+    check_glyph_source(source)
+    writer = {"glyph_source": source, "glyph_model": None, "glyph_config": None}
+    if source == "model":
+        grey_path = Path(glyph_checkpoint) if glyph_checkpoint is not None else generation.default_checkpoint_dir()
+        check_glyph_model(load_checkpoint_config(grey_path), painter_config, str(grey_path))
+        writer["glyph_model"], writer["glyph_config"] = generation.load_model(grey_path, device)
+    return writer
+
+
+@functools.lru_cache(maxsize=2)
+def packaged_glyph_model(device=None) -> tuple[torch.nn.Module, ModelConfig]:
+    """The packaged grey model, loaded once per device: the default writer of a painter's glyphs."""
+    return generation.load_model(None, device if device is not None else "cpu")
+
+
+def check_glyph_source(source: str) -> None:
+    """GlyphfuseError naming the choices unless ``source`` is a glyph source."""
+    if source not in GLYPH_SOURCES:
+        raise GlyphfuseError(f"unknown glyph source {source!r}; choose one of: {', '.join(GLYPH_SOURCES)}")
+
+
+def check_glyph_model(grey_config: ModelConfig, painter_config: ModelConfig, where: str = "glyph model") -> None:
+    """GlyphfuseError unless ``grey_config`` is a grey base model of the painter's size."""
+    if grey_config.channels != 1 or grey_config.is_super_resolution or grey_config.inpaint or grey_config.glyphs:
+        raise GlyphfuseError(f"{where}: {grey_config.name!r} cannot write a painter's glyphs; it must be a grey base model such as lines128")
+    if grey_config.image_size != painter_config.image_size:
+        raise GlyphfuseError(f"{where}: {grey_config.name!r} draws {grey_config.image_size} px, the painter {painter_config.name!r} paints "
+                             f"{painter_config.image_size} px; they must match")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +194,9 @@ def sample_many(
     show_progress: bool = False,
     keep_all_dir: str | Path | None = None,
     controls: Sequence[SceneControls | None] | None = None,
+    glyph_source: str = "model",
+    glyph_model: torch.nn.Module | None = None,
+    glyph_config: ModelConfig | None = None,
     **overrides,
 ) -> list[PipelineResult]:
     """Run the pipeline once per prompt (job j = prompts[j]); see the module docstring.
@@ -147,10 +208,19 @@ def sample_many(
     keep_all_dir: also save every candidate there (see :func:`save_candidates`).
     controls: a colour model's scene controls, one per prompt (default: the settings' style and
     colours for every prompt); a kind not given is drawn per candidate (generation.resolve_controls).
+    glyph_source, glyph_model, glyph_config: where a painter's glyphs come from (see the module
+    docstring); other models ignore them.
     """
     settings = resolve_settings(settings, **overrides)
     prompts = list(prompts)
     read = _check_before_sampling(prompts, settings, base_config, sr_model, sr_config, ocr, keep_all_dir)
+
+    # 0. a painter's glyphs: one per job, from a grey model (its own pipeline) or typeset.
+    flat_glyphs, grey = None, []
+    if base_config.glyphs:
+        job_glyphs, grey = glyphs_for_prompts(prompts, settings, base_config, glyph_source, glyph_model, glyph_config, device,
+                                              ocr_processes, show_progress)
+        flat_glyphs = job_glyphs.repeat_interleave(settings.candidates, dim=0)
 
     # 1. all base candidates of all jobs in one batched call: flat index g = j * N + i.
     flat_prompts = [prompt for prompt in prompts for _ in range(settings.candidates)]
@@ -160,7 +230,7 @@ def sample_many(
             raise GlyphfuseError(f"got {len(controls)} scene controls for {len(prompts)} prompts")
         flat_controls = [item for item in controls for _ in range(settings.candidates)]
     base_images = generation.generate(base_model, base_config, flat_prompts, settings, device=device, show_progress=show_progress,
-                                      controls=flat_controls)
+                                      controls=flat_controls, glyphs=flat_glyphs)
     base = [_candidate(g, image, BASE, settings) for g, image in enumerate(base_images)]  # image: (C, h, w)
 
     # 2. read and prune.
@@ -177,7 +247,7 @@ def sample_many(
             _read_and_score(finals, prompts, ocr_processes, show_progress)
 
     # 4. pick the best final-stage image of each job.
-    results = _pick_best(prompts, base + (finals if sr_model is not None else []), finals)
+    results = _pick_best(prompts, grey + base + (finals if sr_model is not None else []), finals)
     if keep_all_dir is not None:
         save_candidates(results, keep_all_dir)
     return results
@@ -187,6 +257,27 @@ def sample_pipeline(prompt: str, settings: SamplingSettings | None = None, **kwa
     """The pipeline for one prompt and one output; keyword arguments as :func:`sample_many`
     (which draws several outputs, or several prompts, in one batch)."""
     return sample_many([prompt], settings, **kwargs)[0]
+
+
+def glyphs_for_prompts(prompts: list[str], settings: SamplingSettings, painter_config: ModelConfig, source: str, glyph_model=None,
+                       glyph_config: ModelConfig | None = None, device=None, ocr_processes: int | None = None,
+                       show_progress: bool = False) -> tuple[torch.Tensor, list[Candidate]]:
+    """(glyphs (J, 1, H, W) of the J jobs, the grey candidates seen on the way): typeset, or the ink
+    of the image that the grey model's own pipeline (same settings, no SR) chose for each job."""
+    check_glyph_source(source)
+    if source == "typeset":
+        return typeset_glyphs(prompts, painter_config.image_size), []
+    if glyph_model is None or glyph_config is None:
+        glyph_model, glyph_config = packaged_glyph_model(device)
+    check_glyph_model(glyph_config, painter_config)
+    grey_settings = dataclasses.replace(settings, style=None, text_color=None, background_color=None)  # the scene is the painter's
+    written = sample_many(prompts, grey_settings, base_model=glyph_model, base_config=glyph_config, device=device,  # reads when choosing
+                          ocr_processes=ocr_processes, show_progress=show_progress)
+    seen = []
+    for result in written:
+        for candidate in result.candidates:
+            seen.append(dataclasses.replace(candidate, stage=GREY))
+    return glyphs_from_grey(torch.stack([result.tensor for result in written])), seen
 
 
 def _check_before_sampling(prompts: list[str], settings: SamplingSettings, base_config: ModelConfig, sr_model, sr_config,

@@ -38,7 +38,8 @@ from glyphfuse.core.controls import NAMED_COLORS, parse_color
 from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.editing.geometry import check_box, parse_box
 from glyphfuse.editing.pictures import MAX_PIXELS
-from glyphfuse.sampling.generation import check_prompt_lengths, parse_prompt
+from glyphfuse.sampling.generation import parse_prompt
+from glyphfuse.sampling.inputs import check_prompt_lengths
 from glyphfuse.sampling.settings import SamplingSettings
 
 FIELDS = ("prompt", "candidates", "seed", "steps", "guidance", "style", "text_color", "background_color")

@@ -6,7 +6,7 @@ uvicorn runs waits in the socket's backlog). Ctrl-C (or SIGTERM) stops accepting
 sampling finish (at most :data:`GRACEFUL_S` seconds), cancels the waiting ones and returns.
 
 Editing (``POST /api/edit``) uses ``--edit-checkpoint``, else the packaged edit model
-(:func:`glyphfuse.sampling.generation.packaged_edit_dir`) when there is one, else it is off.
+(:func:`glyphfuse.sampling.generation.packaged_painter_dir`) when there is one, else it is off.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.editing.edit import check_edit_model
 from glyphfuse.ocr import tesseract
 from glyphfuse.sampling import pipeline
-from glyphfuse.sampling.generation import default_checkpoint_dir, packaged_edit_dir
+from glyphfuse.sampling.generation import colour_checkpoint_dir, default_checkpoint_dir, packaged_painter_dir
 from glyphfuse.serve.app import Editor, create_app
 
 GRACEFUL_S = 5
@@ -65,7 +65,7 @@ def edit_checkpoint_dir(edit_checkpoint: str | Path | None) -> Path | None:
     """The edit model's folder: the one given, else the packaged edit model if installed, else None (editing off)."""
     if edit_checkpoint is not None:
         return Path(edit_checkpoint)
-    return packaged_edit_dir()
+    return packaged_painter_dir()
 
 
 def load_editor(edit_folder: Path | None, models: dict, base_folder: Path, device: str) -> Editor | None:
@@ -79,11 +79,14 @@ def load_editor(edit_folder: Path | None, models: dict, base_folder: Path, devic
 
 
 def serve(checkpoint: str | Path | None, sr_checkpoint: str | Path | None, *, device: str = "auto", host: str = "127.0.0.1",
-          port: int = 7860, queue_size: int = 8, use_sr: bool = True, edit_checkpoint: str | Path | None = None) -> None:
+          port: int = 7860, queue_size: int = 8, use_sr: bool = True, edit_checkpoint: str | Path | None = None, colour: bool = False) -> None:
     """What ``glyphfuse serve`` does (see the module docstring). Without ``checkpoint`` it serves
-    the packaged model, with its packaged SR stage unless ``use_sr`` is False; it edits pictures
-    with ``edit_checkpoint`` (default: the packaged edit model, if installed)."""
+    the packaged model, with its packaged SR stage unless ``use_sr`` is False (``colour``: the
+    packaged painter); it edits pictures with ``edit_checkpoint`` (default: the packaged edit model,
+    if installed)."""
     tesseract.check_tesseract()  # every answer carries what OCR reads
+    if colour:
+        checkpoint = colour_checkpoint_dir(checkpoint)
     folder = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir()
     edit_folder = edit_checkpoint_dir(edit_checkpoint)
     sock = bind(host, port)  # a port in use fails now, not after loading the model
@@ -92,7 +95,7 @@ def serve(checkpoint: str | Path | None, sr_checkpoint: str | Path | None, *, de
         say(f"glyphfuse serve: loaded {folder}" + (" with its SR stage" if models["sr_model"] is not None else ""))
         editor = load_editor(edit_folder, models, folder, device)
         if editor is not None:
-            how = "inpainting model" if editor.method == "model" else "training-free repaint"
+            how = "training-free repaint" if editor.method != "model" else "painter" if editor.config.glyphs else "inpainting model"
             say(f"glyphfuse serve: edits pictures with {edit_folder} ({how})")
         warm_up(models)
         app = create_app(models, folder, queue_size=queue_size, log=say, editor=editor)

@@ -15,7 +15,9 @@ and leaves a run folder (:mod:`glyphfuse.training.run_folder`: run.json, metrics
 
 Hooks (the loop passes extra model inputs through without knowing what they are):
 ``model_inputs(images, texts, generator) -> {name: tensor}`` builds keyword inputs for the model from
-each micro-batch's images (B, C, H, W) and transcripts, drawing only from the CPU ``generator`` (exact resume);
+each micro-batch's images (B, C, H, W) and transcripts (None where the text was dropped for guidance),
+drawing only from the CPU ``generator`` (exact resume);
+its entry :data:`LOSS_WEIGHT`, if any, is not a model input but the per-pixel weights of the loss;
 ``preview(ema_model) -> PIL image`` draws the sample grids (default :func:`prompt_grid_preview`).
 Super-resolution models get both from :func:`glyphfuse.training.sr.train_sr`, inpainting models
 their masks from :func:`glyphfuse.training.inpaint.train_inpaint`.
@@ -49,7 +51,8 @@ from glyphfuse.core.tokenizer import tokenize
 from glyphfuse.data.imagefolder import ImageTextDataset, problem_summary
 from glyphfuse.data.prompts import DEFAULT_SAMPLE_PROMPTS
 from glyphfuse.training.run_folder import RunLock, find_latest_checkpoint
-from glyphfuse.sampling.generation import check_prompt_lengths, generate
+from glyphfuse.sampling.generation import generate
+from glyphfuse.sampling.inputs import check_prompt_lengths
 from glyphfuse.training.progress import TrainProgress
 from glyphfuse.training.signals import StopSignals
 from glyphfuse.training.spikes import SpikeGuard
@@ -62,6 +65,7 @@ MAX_PARAMETERS = 2_000_000_000  # parameters are 8 GB of fp32 weights plus 16 GB
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 ModelInputs = Callable[[torch.Tensor, list[str], torch.Generator], dict[str, torch.Tensor]]  # (images, texts, generator) -> model kwargs
+LOSS_WEIGHT = "loss_weight"  # a model_inputs entry that is not a model input: per-pixel loss weights (B, 1, H, W)
 Preview = Callable[[torch.nn.Module], Image.Image]  # EMA model -> sample grid
 InitModel = Callable[[torch.nn.Module], None]  # fills a fresh model (warm start)
 OnStep = Callable[[int, dict[str, float]], None]  # (step, {"loss", "lr"})
@@ -98,15 +102,17 @@ def config_for_run(data: str | Path | None, run_dir: str | Path, *, config_file:
     return build_train_config(data, base=base, config_file=config_file, model=model, overrides=overrides)
 
 
-def prompt_grid_preview(config: TrainConfig, model_config: ModelConfig) -> Preview:
+def prompt_grid_preview(config: TrainConfig, model_config: ModelConfig, inputs: Callable[[list[str]], dict] | None = None) -> Preview:
     """The default sample grid: the EMA model draws ``config.sample_prompts`` (default
     DEFAULT_SAMPLE_PROMPTS), four a row. The prompts' lengths are checked now, not at the first
-    grid hours later."""
+    grid hours later. ``inputs(prompts)``: extra keyword inputs of ``generate`` (a glyph-guided
+    model's glyphs), built once here."""
     prompts = list(config.sample_prompts) if config.sample_prompts else list(DEFAULT_SAMPLE_PROMPTS)
     check_prompt_lengths(prompts, model_config)
+    extra = inputs(prompts) if inputs is not None else {}
 
     def preview(ema: torch.nn.Module) -> Image.Image:
-        images = generate(ema, model_config, prompts, steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed)
+        images = generate(ema, model_config, prompts, steps=config.sample_steps, guidance=config.sample_guidance, seed=config.seed, **extra)
         return make_grid([tensor_to_pil(image) for image in images], columns=min(4, len(prompts)))
 
     return preview
@@ -303,7 +309,8 @@ class TrainLoop:
         images = images.to(self.device, non_blocking=True)  # (B, C, H, W) in [-1, 1]
         dropped = torch.rand(len(texts), generator=generator) < config.text_dropout
         kept: list[str | None] = [None if drop else text for drop, text in zip(dropped.tolist(), texts)]  # None = guidance null input
-        extra = self.model_inputs(images, texts, generator) if self.model_inputs is not None else {}
+        extra = self.model_inputs(images, kept, generator) if self.model_inputs is not None else {}
+        weight = extra.pop(LOSS_WEIGHT, None)  # (B, 1, H, W): a hook's per-pixel loss weights, not a model input
         if self.model_config.scene_kinds:  # a colour model: its scene controls, some dropped
             extra["controls"] = training_controls(controls, dropped.tolist(), generator, config.control_dropout, self.model_config.scene_kinds).to(self.device)
         text = tokenize(kept, text_config.max_length, max_lines=text_config.max_lines).to(self.device)
@@ -316,7 +323,8 @@ class TrainLoop:
             sync = self.net.no_sync()  # gradients are all-reduced once, after the last micro-batch
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                loss = self.diffusion.training_loss(model_fn, images, generator=noise_generator, up_to=self.diffusion.timesteps_up_to(config.t_max)).mean()
+                loss = self.diffusion.training_loss(model_fn, images, generator=noise_generator, up_to=self.diffusion.timesteps_up_to(config.t_max),
+                                                    weight=weight).mean()
             (loss / config.grad_accum).backward()
         return loss.detach().float() / config.grad_accum
 
