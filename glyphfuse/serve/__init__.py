@@ -39,10 +39,10 @@ def check_extra() -> None:
 
 def serve(checkpoint: str | Path | None = None, sr_checkpoint: str | Path | None = None, device: str = "auto",
           host: str = "127.0.0.1", port: int = 7860, queue_size: int = 8, use_sr: bool = True,
-          edit_checkpoint: str | Path | None = None) -> None:
+          edit_checkpoint: str | Path | None = None, colour: bool = False) -> None:
     """Load the model(s) once, then answer the page and the API at http://HOST:PORT/ until Ctrl-C."""
     check_extra()
     from glyphfuse.serve import server
 
     server.serve(checkpoint, sr_checkpoint, device=device, host=host, port=port, queue_size=queue_size, use_sr=use_sr,
-                 edit_checkpoint=edit_checkpoint)
+                 edit_checkpoint=edit_checkpoint, colour=colour)
