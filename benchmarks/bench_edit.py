@@ -12,7 +12,7 @@ OCR reads the box of the output. Printed per prompt set and candidate count:
 * seconds: median time of one edit (candidates drawn, blended and read; the model is loaded once).
 
     python benchmarks/bench_edit.py --checkpoint ckpt/inpaint128 --candidates 1 4 --json edit.json
-    python benchmarks/bench_edit.py --checkpoint exports/scenes128-base-step_N --method repaint   # the training-free baseline
+    python benchmarks/bench_edit.py --checkpoint ckpt/scenes128-base --method repaint   # the training-free baseline
     python benchmarks/bench_edit.py --checkpoint exports/paint128 --glyphs typeset                # a painter, its glyphs typeset
 """
 
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler default)")
     parser.add_argument("--sampler", default=None, help="ddim or ddpm (default: the sampling default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", default=None, help="a colour model's scene kind for every edit (default: the model's any kind)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--timing", action="store_true", help="only time one edit of the first photo's word box (6 runs, the median of the 5 warm ones)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures and every row here")
@@ -95,7 +96,8 @@ def main() -> None:
     words = [p for p in load_prompt_file(PROMPTS / "cased.txt")][: args.words]
     two_lines = [p for p in load_prompt_file(PROMPTS / "multiline.txt") if p.count("\n") == 1][: args.lines]
     sets = {"words": (words, 0), "2 lines": (two_lines, 1)}
-    overrides = {"seed": args.seed, "glyph_source": args.glyphs} | ({"steps": args.steps} if args.steps else {}) | ({"sampler": args.sampler} if args.sampler else {})
+    overrides = ({"seed": args.seed, "glyph_source": args.glyphs} | ({"steps": args.steps} if args.steps else {})
+                 | ({"sampler": args.sampler} if args.sampler else {}) | ({"style": args.style} if args.style else {}))
 
     if args.timing:
         picture = open_picture(args.photos / entries[0]["file"])

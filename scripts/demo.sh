@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: write PROMPT into an image.
-# With the packaged default model: one `glyphfuse sample` (best of 8 candidates by OCR). Without
+# With the packaged default model: one `glyphfuse sample` (best of 8 candidates by OCR), then, when
+# the colour painter is packaged too, the same prompt in colour (`--colour`, best of 4) beside it as
+# OUT_colour.png. Without
 # one (an install that left it out): render a small synthetic set, train the `tiny` preset for a
 # few minutes on this machine and sample from that checkpoint, so the whole loop still runs.
 # Usage: scripts/demo.sh GLYPHFUSE_BIN PROMPT OUT
@@ -9,7 +11,11 @@ glyphfuse="$1"; prompt="$2"; out="$3"
 py="$(dirname "$glyphfuse")/python"
 
 if "$py" -c "import glyphfuse.sampling.generation as s; raise SystemExit(0 if (s.DEFAULT_MODEL_DIR / 'model.safetensors').is_file() else 1)"; then
-    exec "$glyphfuse" sample "$prompt" -o "$out" --candidates 8
+    "$glyphfuse" sample "$prompt" -o "$out" --candidates 8
+    if [ -f "$("$py" -c "import glyphfuse.sampling.generation as s; print(s.DEFAULT_MODEL_DIR / 'paint' / 'model.safetensors')")" ]; then
+        "$glyphfuse" sample "$prompt" -o "${out%.*}_colour.${out##*.}" --colour --candidates 4
+    fi
+    exit 0
 fi
 
 echo "demo: no default model is installed; training a tiny one on this machine (a few minutes)"

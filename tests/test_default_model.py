@@ -103,3 +103,14 @@ def test_lines128_card_copies_every_score_from_the_eval_reports(tmp_path):
     assert rows[("original, best of 8 candidates by OCR", "cascade, 256 px")]["candidates"] == 8
     assert card["status"] == "st" and card["training"] == ["base: b", "SR: s"]
     assert card["sr_effect"] == ["cased (126 prompts), exact / edge sharpness: bicubic 0.900 / 0.590, sr@0.05 0.920 / 0.620"]
+
+
+def test_the_colour_painter_ships_with_its_card():
+    path = sampling.packaged_painter_dir()
+    assert path is not None and (path / "model.safetensors").stat().st_size < 16 * 2**20
+    card = read_model_card(path)
+    assert card is not None and (REPO / card["recipe"]).is_file() and card["preset"] == "paint128"
+    assert {"prompts", "candidates", "cer", "exact", "exact_by_kind"} <= set(card["scores"][0])
+    model, config = load_checkpoint(path)
+    assert config.glyphs and config.inpaint and config.channels == 3 and config.scene_kinds
+    assert all(np.isfinite(p.detach().numpy()).all() for p in model.parameters())

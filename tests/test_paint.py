@@ -18,7 +18,8 @@ from glyphfuse.data.synth import FRAME_RECIPE, get_data_recipe, recipe_glyphs, s
 from glyphfuse.editing import edit_picture
 from glyphfuse.editing.pictures import Picture
 from glyphfuse.sampling.generation import generate
-from glyphfuse.sampling.glyphs import glyphs_from_grey, typeset_glyphs
+from glyphfuse.data.scenes import MIN_CONTRAST_RATIO, contrast_ratio
+from glyphfuse.sampling.glyphs import glyphs_from_grey, ink_anchor, legible_ink, typeset_glyphs
 from glyphfuse.sampling.pipeline import GREY, load_models, sample_many
 from glyphfuse.training.loop import LOSS_WEIGHT
 from glyphfuse.training.inpaint import GLYPH_NOISE_MAX, inpaint_model_inputs, inpaint_warm_start, train_inpaint, warm_start_inpaint_checkpoint
@@ -280,3 +281,101 @@ def test_edit_command_with_a_painter_and_its_glyph_sources(tmp_path, monkeypatch
     assert code == 1 and "grey base model" in err and "Traceback" not in err
     code, _, err = run_cli(monkeypatch, capsys, "edit", tmp_path / "in.png", "ab", "-o", tmp_path / "d.png", *common, "--glyphs", "guess")
     assert code == 1 and "unknown glyph source" in err
+
+
+def test_ink_anchor_holds_the_ink_and_its_halo_to_two_legible_tones():
+    glyphs = torch.full((2, 1, 32, 32), -1.0)
+    glyphs[0, :, 10:14, 8:20] = 1.0  # a bar of ink in picture 0; picture 1 has none
+    x0 = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.2  # grey-ish everywhere: no contrast
+    projected = ink_anchor(glyphs, halo_px=2)(x0)
+    ink, halo = projected[0, :, 10:14, 8:20], projected[0, :, 8:16, 6:22].clone()
+    halo[:, 2:6, 2:14] = float("nan")  # the ink inside it
+    ink_colour, halo_colour = ink[:, 0, 0], halo[:, 0, 0]
+    assert torch.allclose(ink, ink_colour[:, None, None].expand_as(ink))  # one tone on the ink
+    ring = halo[~torch.isnan(halo)].view(3, -1)
+    assert torch.allclose(ring, halo_colour[:, None].expand_as(ring))  # another on the halo
+    as_rgb = lambda colour: (colour.double().numpy() + 1.0) * 127.5  # noqa: E731
+    assert contrast_ratio(as_rgb(ink_colour), as_rgb(halo_colour)) >= MIN_CONTRAST_RATIO - 1e-6  # moved apart far enough
+    outside = torch.ones(32, 32, dtype=torch.bool)
+    outside[8:16, 6:22] = False
+    assert torch.equal(projected[0][:, outside], x0[0][:, outside])  # the rest is the painter's
+    assert torch.equal(projected[1], x0[1])  # no ink: left alone
+
+
+def test_legible_ink_moves_a_colour_only_as_far_as_the_contrast_rule_needs():
+    white_on_black = legible_ink(torch.ones(3), -torch.ones(3))
+    assert torch.equal(white_on_black, torch.ones(3))  # legible already: unchanged
+    grey = torch.zeros(3)
+    moved = legible_ink(grey, torch.full((3,), 0.1))
+    ratio = contrast_ratio((moved.double().numpy() + 1) * 127.5, np.full(3, 1.1 * 127.5))
+    assert ratio >= MIN_CONTRAST_RATIO and (moved < grey).all() and (moved > -1).all()  # darker, not all the way to black
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpmpp-2m"])
+def test_a_projection_of_x0_decides_the_final_picture(sampler):
+    from glyphfuse.core.config import DiffusionConfig
+    from glyphfuse.core.diffusion import GaussianDiffusion
+
+    diffusion = GaussianDiffusion(DiffusionConfig(num_timesteps=50))
+    seen = []
+
+    def project(x0):
+        seen.append(x0.shape)
+        return torch.full_like(x0, 0.25)
+
+    model_fn = lambda x, t: torch.randn_like(x)  # noqa: E731
+    out = diffusion.sample(model_fn, (2, 3, 8, 8), steps=5, sampler=sampler, generator=torch.Generator().manual_seed(1), project=project)
+    assert len(seen) == 5 and torch.allclose(out, torch.full_like(out, 0.25), atol=1e-5)
+
+
+def test_generate_anchors_a_painters_ink_unless_told_not_to():
+    model, config = _painter()
+    glyphs = torch.full((1, 1, config.image_size, config.image_size), -1.0)
+    glyphs[0, 0, 6:9, 4:12] = 1.0  # a bar of ink
+    anchored = generate(model, config, ["ab"], glyphs=glyphs, steps=2, seed=3)
+    free = generate(model, config, ["ab"], glyphs=glyphs, steps=2, seed=3, anchor_ink=False)
+    one_tone = lambda image: image[:, 6:9, 4:12].flatten(1)  # noqa: E731
+    assert torch.allclose(one_tone(anchored[0]), one_tone(anchored[0])[:, :1].expand(3, 24), atol=1e-5)  # one colour on the ink
+    assert not torch.allclose(one_tone(free[0]), one_tone(free[0])[:, :1].expand(3, 24), atol=1e-3)  # the painter's own pixels
+
+
+def test_no_anchor_ink_on_the_command_line_turns_the_anchoring_off(tmp_path, monkeypatch, capsys):
+    from glyphfuse.sampling import generation
+    from helpers import run_cli
+
+    painter, config = _painter()
+    painter_dir = save_checkpoint(tmp_path / "painter", painter, config)
+    anchored = []
+    real_anchor = generation.ink_anchor
+    monkeypatch.setattr(generation, "ink_anchor", lambda glyphs: anchored.append(glyphs.shape) or real_anchor(glyphs))
+    common = ("-c", painter_dir, "--glyphs", "typeset", "--steps", "1", "--no-progress")
+    code, _, err = run_cli(monkeypatch, capsys, "sample", "ab", "-o", tmp_path / "a.png", *common)
+    assert code == 0 and anchored == [(1, 1, 16, 16)], err  # on by default
+    code, _, err = run_cli(monkeypatch, capsys, "sample", "ab", "-o", tmp_path / "b.png", *common, "--no-anchor-ink")
+    assert code == 0 and len(anchored) == 1, err  # off: not built at all
+
+
+def test_paint128_card_copies_every_score_from_the_reports(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def report(exact, candidates=1):
+        settings = {"n": 1, "candidates": candidates, "sampler": "ddim", "steps": 8, "image_size": 128, "anchor_ink": True}
+        return {"settings": settings, "model": {"summary": {"cer": 1 - exact, "exact": exact}, "by_kind": {"sign": {"exact": exact / 2}}}}
+
+    for number, name in enumerate(("cased_model", "cased_model_c4", "signs_model", "cased_typeset", "signs_typeset")):
+        (tmp_path / f"paint_{name}.json").write_text(json.dumps(report(0.5 + number / 100, 4 if "c4" in name else 1)))
+    controls = {control: {"samples": 30, "within_15": 0.25, "median_delta_e": 17.25} for control in ("text_color", "background_color")}
+    (tmp_path / "paint_controls.json").write_text(json.dumps(controls))
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "examples/recipes/paint128_card.py"), str(tmp_path), str(tmp_path / "card.json"),
+                           "--training", "tr", "--status", "st"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert [row["exact"] for row in card["scores"]] == [0.5, 0.51, 0.52, 0.53, 0.54]
+    assert card["scores"][1]["candidates"] == 4 and card["scores"][2]["exact_by_kind"] == {"sign": 0.26}
+    assert "ink anchoring on" in card["scores"][0]["steps"] and card["training"] == ["tr"] and card["status"] == "st"
+    assert card["controls"][0].startswith("--text-color: drawn within ΔE 15 of the request in 25% of 30 samples, median ΔE 17.2")
+    assert (repo / card["recipe"]).is_file()

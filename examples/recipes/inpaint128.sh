@@ -16,11 +16,12 @@ glyphfuse=${GLYPHFUSE:-glyphfuse}
 python=${PYTHON:-python}
 export_dir=${EXPORT_DIR:-exports}
 run=${INPAINT_RUN:-$work/inpaint}
-base=${BASE:-$(ls -d "$export_dir"/scenes128-base*-step_* | sort -t_ -k2 -n | tail -1)}
+base=${BASE:-$(ls -d "$export_dir"/scenes128-base*-step_* 2>/dev/null | sort -t_ -k2 -n | tail -1 || true)}
 latest() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest")"; }
 
 case "$stage" in
 init)
+    [ -n "$base" ] || { echo "no colour base export in $export_dir; BASE=CKPT names one (commit f61157b holds exports/scenes128-base-step_10112)" >&2; exit 2; }
     # every tensor of the colour base copied; the masked picture's and the mask's input weights zero
     [ -f "$work/inpaint_init/config.json" ] || "$glyphfuse" warm-start "$base" --inpaint --out "$work/inpaint_init" --name inpaint128
     ;;

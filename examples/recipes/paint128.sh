@@ -7,7 +7,7 @@
 # (glyphfuse sample/eval/edit --glyphs model), so the spelling stays the grey model's own.
 #
 # Usage, from the repository root:  bash examples/recipes/paint128.sh STAGE [WORK_DIR]
-#   stages, in order:  init  train  export  eval  bench
+#   stages, in order:  init  train  export  eval  controls  bench  card  package
 # WORK_DIR (default work/scenes128) must hold the scenes128 data (scenes128.sh data). BASE=CKPT names
 # the colour base to start from (default: the newest export of it). Training resumes; Ctrl-C writes a
 # checkpoint:  nohup bash examples/recipes/paint128.sh train > paint.log 2>&1 &
@@ -18,11 +18,12 @@ glyphfuse=${GLYPHFUSE:-glyphfuse}
 python=${PYTHON:-python}
 export_dir=${EXPORT_DIR:-exports}
 run=${PAINT_RUN:-$work/paint}
-base=${BASE:-$(ls -d "$export_dir"/scenes128-base*-step_* | sort -t_ -k2 -n | tail -1)}
+base=${BASE:-$(ls -d "$export_dir"/scenes128-base*-step_* 2>/dev/null | sort -t_ -k2 -n | tail -1 || true)}
 latest() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest")"; }
 
 case "$stage" in
 init)
+    [ -n "$base" ] || { echo "no colour base export in $export_dir; BASE=CKPT names one (commit f61157b holds exports/scenes128-base-step_10112)" >&2; exit 2; }
     # every tensor of the colour base copied; the masked picture's, the mask's and the glyphs' input weights zero
     [ -f "$work/paint_init/config.json" ] || "$glyphfuse" warm-start "$base" --inpaint --glyphs --out "$work/paint_init" --name paint128
     ;;
@@ -46,6 +47,22 @@ eval)
                 --json "$work/paint_${prompts}_${glyphs}.json"
         done
     done
+    "$glyphfuse" eval -c "$ckpt" --prompts cased -n 1 --seed 0 --candidates 4 --no-progress --json "$work/paint_cased_model_c4.json"
+    ;;
+controls)
+    # the colour controls: ΔE of the drawn text and background colours, and the kinds grid
+    "$python" benchmarks/bench_controls.py --checkpoint "${PAINT_CKPT:-$(latest "$run")}" --json "$work/paint_controls.json" \
+        --grid "$work/paint_kinds.png"
+    ;;
+card)
+    # the card of the packaged painter, every score copied from the reports of eval and controls
+    "$python" examples/recipes/paint128_card.py "$work" "${CARD:-glyphfuse/default_model/paint/card.json}" \
+        --training "${TRAINING:?TRAINING='what ran' is written into the card}" --status "${STATUS:?STATUS='where it stands'}"
+    ;;
+package)
+    # the export becomes the packaged painter (sample --colour, edit)
+    mkdir -p glyphfuse/default_model/paint
+    cp "${PAINT_CKPT:?PAINT_CKPT=exports/paint128-step_N}/config.json" "$PAINT_CKPT/model.safetensors" glyphfuse/default_model/paint/
     ;;
 bench)
     # glyphfuse edit on held-out photos (benchmarks/edit_photos), one and four candidates
@@ -53,5 +70,5 @@ bench)
         --examples "$work/edit_paint.png"
     ;;
 *)
-    echo "unknown stage $stage (init, train, export, eval, bench)" >&2; exit 2 ;;
+    echo "unknown stage $stage (init, train, export, eval, controls, bench, card, package)" >&2; exit 2 ;;
 esac

@@ -13,7 +13,7 @@ from glyphfuse.core.errors import GlyphfuseError
 from glyphfuse.core.files import check_writable
 
 NO_EDIT_MODEL = ("no edit model is installed yet; pass --checkpoint: a painter or an inpainting checkpoint (glyphfuse warm-start --inpaint "
-                 "[--glyphs], then train-inpaint), or a colour base model such as exports/scenes128-base-step_10112 (training-free, --method repaint)")
+                 "[--glyphs], then train-inpaint), or a colour base model such as ckpt/scenes128-base (training-free, --method repaint)")
 
 
 @app.command("edit")
@@ -35,6 +35,7 @@ def edit(
     text_color: Optional[str] = options.TEXT_COLOR,
     background_color: Optional[str] = options.BACKGROUND_COLOR,
     glyphs: str = options.GLYPHS,
+    no_anchor_ink: bool = options.NO_ANCHOR_INK,
     glyph_checkpoint: Optional[Path] = options.GLYPH_CHECKPOINT,
     device: str = options.DEVICE,
     no_progress: bool = options.NO_PROGRESS,
@@ -51,7 +52,7 @@ def edit(
 
       glyphfuse edit shop.png "SALE" --box 40,40,200,60 -o sale.png --candidates 4 --text-color white --style sign
 
-      glyphfuse edit card.webp "hello" --box 10,10,160,40 -o out.webp -c exports/scenes128-base-step_10112 --method repaint --resample 2
+      glyphfuse edit card.webp "hello" --box 10,10,160,40 -o out.webp -c ckpt/scenes128-base --method repaint --resample 2
     """
     from glyphfuse.core.device import resolve_device
     from glyphfuse.editing import edit_picture, load_edit_model, open_picture, parse_box, save_picture
@@ -63,7 +64,7 @@ def edit(
         raise GlyphfuseError("--box X,Y,W,H is needed: the place in the picture (its pixels) where the text goes, e.g. --box 40,60,300,80")
     xywh = parse_box(box)
     settings = options.sampling_settings(steps=steps, sampler=sampler, guidance=guidance, eta=eta, seed=seed, candidates=candidates,
-                                         style=style, text_color=text_color, background_color=background_color)
+                                         style=style, text_color=text_color, background_color=background_color, anchor_ink=not no_anchor_ink)
     if out.resolve() == image.resolve():
         raise GlyphfuseError(f"{out}: is the input picture; write the edit to another file")
     fmt = output_format(out)

@@ -65,6 +65,7 @@ def wants_colour(colour: bool, checkpoint, *controls) -> bool:
 
 
 GLYPHS = typer.Option("model", "--glyphs", help="A painter's glyphs (a glyph-guided checkpoint such as paint128): model (a grey text model, the packaged one or --glyph-checkpoint, writes the text, best of --candidates by OCR, and the painter paints around its ink) or typeset (the font renderer draws the ink exactly).")
+NO_ANCHOR_INK = typer.Option(False, "--no-anchor-ink", help="Painters: leave every pixel to the painter (default: the ink and a halo held to two legible tones it chose).")
 GLYPH_CHECKPOINT = typer.Option(None, "--glyph-checkpoint", help="The grey model that writes a painter's glyphs (--glyphs model). Default: the packaged model.")
 STYLE = typer.Option(None, "--style", help="Colour models: the kind of picture: plain, gradient, sign, caption, paper, screen (default: drawn at random per image).")
 TEXT_COLOR = typer.Option(None, "--text-color", help="Colour models: the text's colour, a name (red, navy, ...) or #RRGGBB (default: the model's choice).")

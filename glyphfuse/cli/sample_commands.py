@@ -45,6 +45,7 @@ def sample(
     background_color: Optional[str] = options.BACKGROUND_COLOR,
     colour: bool = options.COLOUR,
     glyphs: str = options.GLYPHS,
+    no_anchor_ink: bool = options.NO_ANCHOR_INK,
     glyph_checkpoint: Optional[Path] = options.GLYPH_CHECKPOINT,
     ocr: bool = typer.Option(False, "--ocr", help="Read the chosen image with OCR and print its text and score even with one candidate and no SR."),
     ocr_processes: Optional[int] = options.OCR_PROCESSES,
@@ -78,7 +79,7 @@ def sample(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
         candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
         sr_steps=sr_steps, sr_guidance=sr_guidance, sr_start=sr_start, batch_size=batch_size,
-        style=style, text_color=text_color, background_color=background_color,
+        style=style, text_color=text_color, background_color=background_color, anchor_ink=not no_anchor_ink,
     )
     generation.check_output(out)  # a bad -o fails now, not after the sampling
     colour = options.wants_colour(colour, checkpoint, style, text_color, background_color)
@@ -133,7 +134,7 @@ def info(
     """
     from glyphfuse.core import checkpoint as ckpt
     from glyphfuse.core.config import PRESETS, get_preset
-    from glyphfuse.sampling.generation import DEFAULT_MODEL_DIR, default_checkpoint_dir, packaged_sr_dir
+    from glyphfuse.sampling.generation import DEFAULT_MODEL_DIR, default_checkpoint_dir, packaged_painter_dir, packaged_sr_dir
 
     def describe(configs: dict) -> dict:
         return {name: (dict(ckpt.config_rows(cfg)), ckpt.parameter_counts(cfg)) for name, cfg in configs.items()}
@@ -151,6 +152,10 @@ def info(
                 sr_config = ckpt.load_checkpoint_config(sr_dir)
                 out.print(f"[bold]its SR stage[/] ({sr_config.name}, {sr_config.low_res_size} -> {sr_config.image_size} px; "
                           f"sample, eval and serve run it, --no-sr skips it): {escape(str(sr_dir))}")
+            painter_dir = packaged_painter_dir()
+            if painter_dir is not None:
+                out.print(f"[bold]its colour painter[/] (--colour, --style, --text-color, --background-color; edit; "
+                          f"glyphfuse info -c {escape(str(painter_dir))} for its card): {escape(str(painter_dir))}")
         except GlyphfuseError:
             out.print(f"no default model installed ({DEFAULT_MODEL_DIR} is empty)")
     if checkpoint is not None:

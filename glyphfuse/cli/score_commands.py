@@ -108,6 +108,7 @@ def eval_command(
     background_color: Optional[str] = options.BACKGROUND_COLOR,
     colour: bool = options.COLOUR,
     glyphs: str = options.GLYPHS,
+    no_anchor_ink: bool = options.NO_ANCHOR_INK,
     glyph_checkpoint: Optional[Path] = options.GLYPH_CHECKPOINT,
     ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Folder of real images with transcripts (e.g. synth-fonts output): report the OCR ceiling on it too (or alone)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (settings, summary, per-prompt rows) as JSON here (an existing file is replaced)."),
@@ -139,7 +140,7 @@ def eval_command(
         steps=steps, sampler=sampler, guidance=guidance, eta=eta, dynamic_threshold=dynamic_threshold, seed=seed,
         candidates=candidates, keep_only_if_above=keep_only_if_above, delete_under=delete_under,
         sr_steps=sr_steps, sr_guidance=sr_guidance, sr_start=sr_start, batch_size=batch_size,
-        style=style, text_color=text_color, background_color=background_color,
+        style=style, text_color=text_color, background_color=background_color, anchor_ink=not no_anchor_ink,
     )
     if json_out is not None:
         check_writable(json_out)  # before the sampling and OCR work, not after

@@ -183,9 +183,9 @@ def warm_start(
 
       glyphfuse warm-start runs/tiny --out ckpt/tiny-sr128 --sr-size 128
 
-      glyphfuse warm-start exports/scenes128-base-step_10112 --inpaint --out ckpt/inpaint128-init
+      glyphfuse warm-start ckpt/scenes128-base --inpaint --out ckpt/inpaint128-init
 
-      glyphfuse warm-start exports/scenes128-base-step_10112 --inpaint --glyphs --out ckpt/paint128-init
+      glyphfuse warm-start ckpt/scenes128-base --inpaint --glyphs --out ckpt/paint128-init
     """
     from glyphfuse.training.warm_start import report_rows, warm_start_checkpoint
 
@@ -272,7 +272,7 @@ def train_inpaint(
 
     [bold]Examples[/]
 
-      glyphfuse warm-start exports/scenes128-base-step_10112 --inpaint --out ckpt/inpaint128-init
+      glyphfuse warm-start ckpt/scenes128-base --inpaint --out ckpt/inpaint128-init
 
       glyphfuse train-inpaint work/scenes128/data --init ckpt/inpaint128-init --out runs/inpaint128 --lr 5e-4 --steps 2000
     """

@@ -37,6 +37,8 @@ from glyphfuse.core.noise import randint, randn
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # denoise(x (B, C, H, W) at chain index i, i) -> predicted (clipped) x0 (B, C, H, W)
 Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
+# project(x0) -> x0: a constraint on every predicted clean image (B, C, H, W), see GaussianDiffusion.sample
+Projection = Callable[[torch.Tensor], torch.Tensor]
 
 
 # -- Schedules ------------------------------------------------------------------------------
@@ -290,33 +292,38 @@ class GaussianDiffusion:
 
     # -- sampling -----------------------------------------------------------------------------
 
-    def _denoise(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, clip: bool, threshold: float | None):
-        """Run the network at chain index t and return the processed (x0, eps)."""
+    def _denoise(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, clip: bool, threshold: float | None,
+                 project: Projection | None = None):
+        """Run the network at chain index t; (x0, eps) after ``project``, thresholding or clipping."""
         output = model_fn(x, self.model_timesteps(t)).to(x.dtype)
         x0, eps = self.predict_x0_and_eps(output, x, t)
+        if project is not None:
+            x0 = project(x0)
         if threshold is not None:
             x0 = dynamic_threshold(x0, threshold)
         elif clip:
             x0 = x0.clamp(-1.0, 1.0)
-        if threshold is not None or clip:
-            eps = self.eps_from_x0(x0, x, t)  # keep eps consistent with the clipped x0
+        if project is not None or threshold is not None or clip:
+            eps = self.eps_from_x0(x0, x, t)  # keep eps consistent with the processed x0
         return x0, eps
 
-    def ddpm_step(self, model_fn: ModelFn, x: torch.Tensor, index: int, noise: torch.Tensor | None, *, clip: bool = True, threshold: float | None = None) -> torch.Tensor:
+    def ddpm_step(self, model_fn: ModelFn, x: torch.Tensor, index: int, noise: torch.Tensor | None, *, clip: bool = True, threshold: float | None = None,
+                  project: Projection | None = None) -> torch.Tensor:
         """One ancestral step x_t -> x_{t-1} at chain index ``index``: the posterior mean given the
         predicted x0, plus sqrt(posterior variance) * noise (no noise at the last step, or when
         ``noise`` is None: the "mean path")."""
         t = torch.full((x.shape[0],), index, dtype=torch.long, device=x.device)
-        x0, _ = self._denoise(model_fn, x, t, clip, threshold)
+        x0, _ = self._denoise(model_fn, x, t, clip, threshold, project)
         mean, variance, _ = self.q_posterior_mean_variance(x0, x, t)
         return mean if index == 0 or noise is None else mean + variance.sqrt() * noise
 
-    def ddim_step(self, model_fn: ModelFn, x: torch.Tensor, index: int, noise: torch.Tensor | None, *, eta: float = 0.0, clip: bool = True, threshold: float | None = None) -> torch.Tensor:
+    def ddim_step(self, model_fn: ModelFn, x: torch.Tensor, index: int, noise: torch.Tensor | None, *, eta: float = 0.0, clip: bool = True, threshold: float | None = None,
+                  project: Projection | None = None) -> torch.Tensor:
         """One DDIM step (Song et al. 2021, eq. 12) at chain index ``index``:
         x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps + sigma * noise,
         sigma = eta * sqrt((1 - abar_prev)/(1 - abar_t)) * sqrt(1 - abar_t/abar_prev)."""
         t = torch.full((x.shape[0],), index, dtype=torch.long, device=x.device)
-        x0, eps = self._denoise(model_fn, x, t, clip, threshold)
+        x0, eps = self._denoise(model_fn, x, t, clip, threshold, project)
         abar, abar_prev = float(self.alphas_cumprod[index]), float(self.alphas_cumprod_prev[index])
         sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar)) * math.sqrt(max(0.0, 1 - abar / abar_prev))
         x_prev = math.sqrt(abar_prev) * x0 + math.sqrt(max(0.0, 1 - abar_prev - sigma**2)) * eps
@@ -330,16 +337,10 @@ class GaussianDiffusion:
         model_fn: ModelFn,
         shape: Sequence[int],
         *,
-        steps: int | None = None,
-        sampler: str = "ddim",
-        eta: float = 0.0,
-        generator=None,
-        dynamic_threshold: float | None = None,
-        clip: bool = True,
-        progress: Callable[[int, int], None] | None = None,
-        device: torch.device | str = "cpu",
-        initial_noise: torch.Tensor | None = None,
-        start_image: torch.Tensor | None = None, start_fraction: float = 1.0,
+        steps: int | None = None, sampler: str = "ddim", eta: float = 0.0, generator=None,
+        dynamic_threshold: float | None = None, clip: bool = True, project: Projection | None = None,
+        progress: Callable[[int, int], None] | None = None, device: torch.device | str = "cpu",
+        initial_noise: torch.Tensor | None = None, start_image: torch.Tensor | None = None, start_fraction: float = 1.0,
         known: torch.Tensor | None = None, mask: torch.Tensor | None = None, resample: int = 1,
     ) -> torch.Tensor:
         """Draw samples (B, C, H, W) in [-1, 1] by running ``steps`` denoising steps from noise.
@@ -355,6 +356,8 @@ class GaussianDiffusion:
         known (B, C, H, W), mask (B, 1, H, W), 1 = draw: training-free inpainting (RePaint, Lugmayr et al.
         2022; ddim or ddpm): after every step the known pixels, noised to it, replace the drawn ones
         where mask is 0; ``resample`` > 1 backs up one step (forward noise) and redoes it, to harmonise.
+        project: applied to every predicted x0 (B, C, H, W) before clipping, every sampler and step
+        (a painter's ink anchoring, :func:`glyphfuse.sampling.glyphs.ink_anchor`).
         """
         check_sampler(sampler)
         if eta < 0 or (eta > 0 and sampler == "dpmpp-2m"):
@@ -371,7 +374,7 @@ class GaussianDiffusion:
 
             def denoise(x_t: torch.Tensor, index: int) -> torch.Tensor:
                 t = torch.full((x_t.shape[0],), index, dtype=torch.long, device=x_t.device)
-                return chain._denoise(model_fn, x_t, t, clip, dynamic_threshold)[0]
+                return chain._denoise(model_fn, x_t, t, clip, dynamic_threshold, project)[0]
 
             return dpmpp_2m(denoise, x, chain.alphas_cumprod.tolist(), progress).clamp(-1.0, 1.0)
         total = chain.num_steps
@@ -380,7 +383,7 @@ class GaussianDiffusion:
             for round_ in range(resample if known is not None else 1):
                 noise = randn(shape, generator, device) if index > 0 and (sampler == "ddpm" or eta > 0) else None
                 step = chain.ddpm_step if sampler == "ddpm" else functools.partial(chain.ddim_step, eta=eta)
-                x = chain.paste_known(step(model_fn, x, index, noise, clip=clip, threshold=dynamic_threshold), index - 1, known, mask, generator)
+                x = chain.paste_known(step(model_fn, x, index, noise, clip=clip, threshold=dynamic_threshold, project=project), index - 1, known, mask, generator)
                 if round_ < resample - 1 and index > 0:  # RePaint: back up one step (forward noise) and redo it
                     beta = float(chain.betas[index])
                     x = math.sqrt(1.0 - beta) * x + math.sqrt(beta) * randn(shape, generator, device)

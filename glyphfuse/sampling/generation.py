@@ -33,7 +33,7 @@ from glyphfuse.core.images import make_grid, tensor_to_pil
 from glyphfuse.core.tokenizer import TextBatch, tokenize
 from glyphfuse.core.progress import ProgressBar
 from glyphfuse.data.prompts import parse_prompt  # noqa: F401 (part of the sampling API)
-from glyphfuse.sampling.glyphs import NULL_GLYPH
+from glyphfuse.sampling.glyphs import NULL_GLYPH, ink_anchor
 from glyphfuse.sampling.inputs import check_glyphs, check_known, checked_prompts
 from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
@@ -190,7 +190,7 @@ def generate(
 
     settings: the :class:`~glyphfuse.sampling.settings.SamplingSettings` (default: the defaults); keyword
     arguments named like its fields override it (``steps=20, seed=3``). Used here: steps,
-    sampler, guidance, eta, dynamic_threshold, seed and batch_size.
+    sampler, guidance, eta, dynamic_threshold, seed, batch_size and (painters) anchor_ink.
     Prompt i draws all its noise from a generator seeded ``seed + i``; prompts are run in chunks
     of ``batch_size`` (each chunk runs 2x that through the network when guidance != 1).
     Samplers: "ddim" (``eta`` 0: deterministic), "ddpm" (ancestral) or "dpmpp-2m"
@@ -282,10 +282,11 @@ def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: Gaussi
         if config.inpaint:  # the model sees what is known; otherwise the sampler pastes it (RePaint)
             inputs.update(masked_image=chunk_known * (1.0 - chunk_mask), mask=chunk_mask)
             chunk_known = chunk_mask = None
-    null_inputs = {}
+    null_inputs, project = {}, None
     if glyphs is not None:  # the null input of guidance has no glyphs, as in training
         inputs["glyphs"] = glyphs[rows].to(device=device, dtype=torch.float32)
         null_inputs["glyphs"] = torch.full_like(inputs["glyphs"], NULL_GLYPH)
+        project = ink_anchor(inputs["glyphs"]) if settings.anchor_ink else None
     chunk_controls = null_controls = None
     if controls is not None:
         chunk_controls = ControlBatch.build([controls[i] for i in chunk], config.scene_kinds).to(device)
@@ -299,7 +300,7 @@ def _sample_chunk(model: torch.nn.Module, config: ModelConfig, diffusion: Gaussi
         sampler=settings.sampler, eta=settings.eta, generator=generators, dynamic_threshold=settings.dynamic_threshold,
         progress=guard.progress, device=device,
         start_image=start_images[rows] if start_images is not None else None, start_fraction=start_fraction,
-        known=chunk_known, mask=chunk_mask, resample=resample,
+        known=chunk_known, mask=chunk_mask, resample=resample, project=project,
     )
     guard.check(images, "in the final image")
     return images.float().cpu()

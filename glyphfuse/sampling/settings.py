@@ -69,6 +69,8 @@ class SamplingSettings(JsonConfig):
     style: str | None = None  # scene kind: plain, gradient, sign, caption, paper, screen
     text_color: str | None = None  # a colour name or #RRGGBB
     background_color: str | None = None
+    # a painter's ink anchoring (glyphfuse.sampling.glyphs.ink_anchor): its picture held to the glyphs in two tones it chose
+    anchor_ink: bool = True
     # machinery: no effect on the images (a prompt's image does not depend on its batch)
     batch_size: int = 16  # images per forward pass (x2 rows with guidance)
 
