@@ -12,7 +12,7 @@ py="$(dirname "$glyphfuse")/python"
 
 if "$py" -c "import glyphfuse.sampling.generation as s; raise SystemExit(0 if (s.DEFAULT_MODEL_DIR / 'model.safetensors').is_file() else 1)"; then
     "$glyphfuse" sample "$prompt" -o "$out" --candidates 8
-    if [ -f "$("$py" -c "import glyphfuse.sampling.generation as s; print(s.DEFAULT_MODEL_DIR / 'paint' / 'model.safetensors')")" ]; then
+    if "$py" -c "import glyphfuse.sampling.generation as s; raise SystemExit(0 if s.packaged_painter_dir() else 1)"; then
         "$glyphfuse" sample "$prompt" -o "${out%.*}_colour.${out##*.}" --colour --candidates 4
     fi
     exit 0

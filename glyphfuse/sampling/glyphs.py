@@ -20,7 +20,7 @@ chose itself: the ink takes the median colour the painter predicts over the ink,
 and the ink is moved toward black or white only as far as the data's own contrast rule needs
 (WCAG ratio :data:`~glyphfuse.data.scenes.MIN_CONTRAST_RATIO`). Everything else, and the colours,
 stay the painter's. It cleans the speck the painters' learned register draws over the first letter
-(see README, "What stops it").
+(see README, "The register, and what ink anchoring does about it").
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def typeset_glyphs(prompts: Sequence[str | None], size: int, recipe: str = FRAME
 def glyphs_from_grey(images: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) glyph input from grey samples (B, 1, H, W) in [-1, 1] of dark text on a light
     flat background (what ``lines128`` draws): the background is each image's median, the ink its
-    darkest :data:`INK_QUANTILE` (a short word's ink is well under 1 % of the picture), and coverage is the linear step between them. A sample without ink (less than
-    :data:`MIN_INK_CONTRAST` between the two) gives no glyphs."""
+    darkest :data:`INK_QUANTILE` (a short word's ink is well under 1 % of the picture), and coverage
+    is the linear step between them. A sample without ink (less than :data:`MIN_INK_CONTRAST`
+    between the two) gives no glyphs."""
     if images.ndim != 4 or images.shape[1] != 1:
         raise GlyphfuseError(f"glyphs come from grey images (B, 1, H, W), got shape {tuple(images.shape)}")
     flat = images.float().flatten(1)
@@ -97,12 +98,12 @@ def ink_anchor(glyphs: torch.Tensor, halo_px: int = INK_HALO_PX) -> Projection:
     grown = F.max_pool2d(coverage, 2 * halo_px + 1, stride=1, padding=halo_px)
     halo = (grown - coverage).clamp(0.0, 1.0)
     ink_pixels, halo_pixels = coverage[:, 0] > 0.5, (grown[:, 0] > 0.5) & (coverage[:, 0] < 0.1)  # (B, H, W)
+    enough = (ink_pixels.flatten(1).sum(1) >= MIN_ANCHOR_PIXELS) & (halo_pixels.flatten(1).sum(1) >= MIN_ANCHOR_PIXELS)
+    anchored = enough.nonzero().flatten().tolist()  # the pictures with ink, decided once for every step
 
     def project(x0: torch.Tensor) -> torch.Tensor:
         out = x0.clone()
-        for i in range(x0.shape[0]):
-            if int(ink_pixels[i].sum()) < MIN_ANCHOR_PIXELS or int(halo_pixels[i].sum()) < MIN_ANCHOR_PIXELS:
-                continue
+        for i in anchored:
             halo_colour = x0[i][:, halo_pixels[i]].median(dim=1).values.clamp(-1.0, 1.0)  # (3,)
             ink_colour = legible_ink(x0[i][:, ink_pixels[i]].median(dim=1).values.clamp(-1.0, 1.0), halo_colour)
             out[i] = out[i] * (1.0 - halo[i]) + halo[i] * halo_colour[:, None, None]
