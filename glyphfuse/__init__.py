@@ -4,4 +4,4 @@ The command line (``glyphfuse --help``) is a thin layer over this package; every
 can be scripted from Python through the modules listed in README.md.
 """
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"

@@ -5,6 +5,7 @@
 #
 # Usage, from the repository root:  bash examples/recipes/lines128.sh STAGE [WORK_DIR]
 #   stages, in order:  base-data  base  export-base  sr-data  sr  export-sr  eval  package
+#   then, on the packaged base:  confusables-data  confusables  (BASE_RUN=WORK_DIR/confusables) export-base
 # Every stage resumes: run it again and it continues from what is on disk (training from
 # RUN/checkpoints/latest; Ctrl-C writes a checkpoint). Each training stage fits one background run
 # of at most ~2.5 h:  nohup bash examples/recipes/lines128.sh base > base.log 2>&1 &
@@ -43,6 +44,29 @@ base)
         --lr "$lr" --warmup "$warmup" --lr-schedule cosine --min-lr-ratio 0.05 --spike-skip 4 --ema-decay 0.999 \
         --checkpoint-every 500 --keep-last 0 --sample-every 1000 --sample-prompts examples/recipes/lines128-prompts.txt \
         --workers 1 --seed 0 --device cpu --no-progress
+    ;;
+confusables-data)
+    # 60,000 lines128 images plus 30,000 drawn from transcripts that drill the letters the base
+    # confused (q written as g, b as h: examples/recipes/confusables_text.py), in one folder
+    data=$work/confusables-data
+    if [ ! -f "$data/emph/metadata.jsonl" ]; then
+        "$glyphfuse" synth-fonts "$data" --recipe lines128 --count 60000 --seed 7 --workers 2 --overwrite --no-progress
+        "${PYTHON:-python}" examples/recipes/confusables_text.py "$work/confusables-transcripts.txt" --count 40000 --seed 11
+        "$glyphfuse" synth-fonts "$data/emph" --recipe lines128 --text-file "$work/confusables-transcripts.txt" \
+            --count 30000 --seed 8 --workers 2 --overwrite --no-progress
+        "${PYTHON:-python}" -c "import json, sys; rows = [json.loads(l) for l in open(sys.argv[1] + '/emph/metadata.jsonl')]; \
+open(sys.argv[1] + '/metadata.jsonl', 'a').writelines(json.dumps({**r, 'file_name': 'emph/' + r['file_name']}) + '\n' for r in rows)" "$data"
+    fi
+    ;;
+confusables)
+    # 4,000 steps x 32 = 128k images from the packaged base (CONFUSABLES_INIT), cosine LR from 5e-4,
+    # EMA 0.998; ~45 min at 48-56 images/s. Export: BASE_RUN=WORK_DIR/confusables ... export-base.
+    run=$work/confusables
+    init=(--init "${CONFUSABLES_INIT:-glyphfuse/default_model}")
+    [ ! -f "$run/checkpoints/latest" ] || init=()
+    "$glyphfuse" train-base "$work/confusables-data" --out "$run" "${init[@]}" --steps 4000 --batch-size 32 --lr 5e-4 --warmup 50 \
+        --lr-schedule cosine --min-lr-ratio 0.1 --spike-skip 4 --ema-decay 0.998 --checkpoint-every 250 --keep-last 0 \
+        --sample-every 100000 --workers 1 --seed 3 --device cpu --no-progress
     ;;
 export-base)
     # the EMA weights in fp16 (4.6 MB) into exports/ (committed): what a later session continues
@@ -106,5 +130,5 @@ package)
     "${PYTHON:-python}" examples/recipes/package_default_model.py "$base" "$work/card.json" --sr "$sr" --dtype float16
     ;;
 *)
-    echo "unknown stage $stage (base-data, base, export-base, sr-data, sr, export-sr, eval, package)" >&2; exit 2 ;;
+    echo "unknown stage $stage (base-data, base, export-base, sr-data, sr, export-sr, eval, package, confusables-data, confusables)" >&2; exit 2 ;;
 esac

@@ -34,6 +34,7 @@ def edit(
     style: Optional[str] = typer.Option(None, "--style", help="The kind of picture the text should look like it belongs to: plain, gradient, sign, caption, paper, screen (default: the model judges from the picture)."),
     text_color: Optional[str] = options.TEXT_COLOR,
     background_color: Optional[str] = options.BACKGROUND_COLOR,
+    panel: float = typer.Option(0.0, "--panel", min=0.0, max=1.0, help="How much of the painter's own backing shows behind the text: 0 (the default) none, the text goes straight onto your picture; 1 the panel, board or band it paints (see --style)."),
     glyphs: str = options.GLYPHS,
     no_anchor_ink: bool = options.NO_ANCHOR_INK,
     glyph_checkpoint: Optional[Path] = options.GLYPH_CHECKPOINT,
@@ -50,7 +51,7 @@ def edit(
 
       glyphfuse edit photo.jpg "OPEN\\n24 h" --box 120,80,300,140 -o open.png --candidates 4 --glyphs typeset
 
-      glyphfuse edit shop.png "SALE" --box 40,40,200,60 -o sale.png --candidates 4 --text-color white --style sign
+      glyphfuse edit shop.png "SALE" --box 40,40,200,60 -o sale.png --candidates 4 --text-color white --style sign --panel 1
 
       glyphfuse edit card.webp "hello" --box 10,10,160,40 -o out.webp -c ckpt/scenes128-base --method repaint --resample 2
     """
@@ -79,7 +80,7 @@ def edit(
         raise GlyphfuseError(f"{checkpoint}: --glyph-checkpoint is for painters (glyph-guided models); {config.name!r} is not one")
     writer = load_glyph_writer(config, glyphs, glyph_checkpoint, str(resolve_device(device))) if config.glyphs else {}
     result = edit_picture(picture, parse_prompt(text), xywh, settings, model=model, config=config, method=method, resample=resample,
-                          **writer, show_progress=not no_progress)
+                          panel=panel, **writer, show_progress=not no_progress)
     save_picture(result.image, out)
     chosen = result.candidates[result.best]
     how = "inpainting model" if result.method == "model" else f"training-free repaint, {resample} round(s) a step"

@@ -21,7 +21,7 @@ def serve(
     port: int = typer.Option(7860, "--port", min=0, max=65535, help="TCP port (0: any free one; the URL printed says which)."),
     queue_size: int = typer.Option(8, "--queue-size", min=1, max=10_000, help="Requests that may wait while one is drawn; beyond that the API answers 503."),
     colour: bool = typer.Option(False, "--colour", "--color", help="Serve the packaged colour painter (the packaged grey model writes, the painter paints the scene; the page's style and colour controls) instead of the grey cascade."),
-    edit_checkpoint: Optional[Path] = typer.Option(None, "--edit-checkpoint", help="Model for editing uploaded pictures (POST /api/edit, the page's Edit panel): an inpainting checkpoint, or a colour base model (training-free repaint). Default: the packaged edit model, if installed; else editing is off."),
+    edit_checkpoint: Optional[Path] = typer.Option(None, "--edit-checkpoint", help="Model for editing uploaded pictures (POST /api/edit, the page's Edit panel): a painter, an inpainting checkpoint, or a colour base model (training-free repaint). Default: the packaged painter, if installed; else editing is off."),
 ) -> None:
     """Serve a local web page and HTTP API that draw images from a model loaded once: each answer takes the sampling time only.
 

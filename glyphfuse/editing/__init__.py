@@ -2,7 +2,8 @@
 
 * :mod:`glyphfuse.editing.pictures` – opening any picture safely, writing it back in kind;
 * :mod:`glyphfuse.editing.geometry` – the box, mapped onto the model's text frame and back;
-* :mod:`glyphfuse.editing.edit` – the edit: crop, inpaint, blend, OCR-pick.
+* :mod:`glyphfuse.editing.compose` – a drawing into the box's pixels: seamless background, sharp ink;
+* :mod:`glyphfuse.editing.edit` – the edit: crop, inpaint, compose, OCR-pick.
 """
 
 from glyphfuse.editing.edit import EditCandidate, EditResult, edit_picture, load_edit_model

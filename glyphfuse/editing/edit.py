@@ -1,7 +1,8 @@
 """``glyphfuse edit``: write a text into a box of the user's own picture.
 
     from glyphfuse.editing import edit_picture, open_picture, load_edit_model
-    model, config = load_edit_model("exports/inpaint128")
+    from glyphfuse.sampling.generation import packaged_painter_dir
+    model, config = load_edit_model(packaged_painter_dir())   # or an inpainting checkpoint
     result = edit_picture(open_picture("photo.jpg"), "OPEN\\n24 h", (40, 60, 300, 120), model=model, config=config, candidates=4)
     result.image.save("out.png")           # the photo, changed only inside the box
     result.candidates[result.best].ocr     # what OCR read in the box
@@ -12,40 +13,54 @@ One edit (see :mod:`glyphfuse.editing.geometry` for the mapping):
    the text's frame sits in the middle of the box;
 2. the square of the picture the canvas shows is cut out and scaled to the model's size (edge
    pixels repeated where it reaches past the picture);
-3. the model draws inside the box's place and keeps the rest: an inpainting model sees the masked
+3. a painter (glyph-guided inpainting model) needs the text's ink: the grey cascade writes it
+   (best of the candidates by OCR), or the font renderer typesets it, at twice the painter's size
+   where a grey SR model fits (the packaged one does);
+4. the model draws inside the box's place and keeps the rest: an inpainting model sees the masked
    square and the mask; a plain colour base model runs training-free (RePaint: its known pixels
-   are pasted back, noised, after every step) (``method``); a painter (glyph-guided inpainting
-   model) also sees the text's glyphs in the frame, written by the grey model or typeset;
-4. each candidate's drawing is scaled back into the box and blended in, feathered inside the box,
-   in the picture's own mode: every pixel outside the box is the input's;
-5. with several candidates, OCR reads each box and the closest to the text wins.
+   are pasted back, noised, after every step) (``method``); a painter also sees the ink, at its
+   own size;
+5. each candidate's drawing becomes the box's pixels (``compose``, :mod:`glyphfuse.editing.compose`):
+   by default the painter's letters are taken out of its drawing, the rest is scaled back and
+   moved seamlessly onto the picture, and the sharp ink is laid on in the painter's ink colour,
+   made legible; ``canvas`` scales the drawing back as it is. Either is blended in feathered
+   inside the box, in the picture's own mode: every pixel outside the box is the input's;
+6. with several candidates, OCR reads each box and the closest to the text wins.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from glyphfuse.core.checkpoint import load_checkpoint
+from glyphfuse.core.checkpoint import load_checkpoint, load_checkpoint_config
 from glyphfuse.core.config import ModelConfig
 from glyphfuse.core.errors import GlyphfuseError
-from glyphfuse.core.images import pil_to_tensor, tensor_to_pil
+from glyphfuse.core.images import pil_to_tensor
 from glyphfuse.data.synth import FRAME_RECIPE, recipe_text_frame
+from glyphfuse.editing.compose import DEFAULT_PANEL, HALO_PX, background_layer, compose_layers, compose_size, painted_ink, ring_picture
 from glyphfuse.editing.geometry import Box, EditPlan, check_box, feather_weights, plan_edit
 from glyphfuse.editing.pictures import Picture
 from glyphfuse.ocr import reader
 from glyphfuse.ocr.ranking import score_candidates
-from glyphfuse.sampling.generation import generate
+from glyphfuse.sampling.generation import default_checkpoint_dir, generate, load_model, packaged_sr_dir
 from glyphfuse.sampling.inputs import check_prompt_lengths
+from glyphfuse.sampling.glyphs import coverage_to_glyphs
 from glyphfuse.sampling.pipeline import glyphs_for_prompts, select_best
+from glyphfuse.sampling.sr import check_sr_compatible
 from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
 
 METHODS = ("auto", "model", "repaint")  # auto: the model's own inpainting if it has it, else repaint
+COMPOSITIONS = ("layers", "canvas")  # glyphfuse.editing.compose; canvas: the drawing as it is, feathered in
+TYPESET_INK_SCALE = 2  # typeset ink is drawn at this multiple of the painter's size
 MIN_READ_HEIGHT = 32  # px: a box is scaled up to at least this height before OCR reads it
 
 
@@ -110,29 +125,80 @@ def canvas_of(picture: Picture, plan: EditPlan) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def drawn_region(canvas: Image.Image, plan: EditPlan) -> tuple[np.ndarray, np.ndarray]:
-    """(the canvas drawing scaled back onto the box: (h, w, 3) uint8, the blend weights (h, w)):
-    feathered inside the part of the box that the canvas mask covers, 0 elsewhere."""
+def scale_to_box(canvas: np.ndarray, plan: EditPlan, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A canvas (S, S) or (S, S, C) of the plan's canvas or any multiple of its size, scaled back
+    onto the box: (h, w) or (h, w, C) float32 (bicubic, channel by channel); ``size`` (width,
+    height): at that size instead of the box's own."""
+    left, top, right, bottom = plan.box
+    crop_left, crop_top, side = plan.crop
+    planes = canvas.astype(np.float32)[..., None] if canvas.ndim == 2 else canvas.astype(np.float32)
+    canvas_px = planes.shape[0]
+    scale = canvas_px / side  # canvas px per picture px
+    source = ((left - crop_left) * scale, (top - crop_top) * scale, (right - crop_left) * scale, (bottom - crop_top) * scale)
+    # a box reaching past the canvas: pad it with its edge (those pixels get weight 0, box_weights)
+    pad = int(np.ceil(max(0.0, -source[0], -source[1], source[2] - canvas_px, source[3] - canvas_px)))
+    if pad:
+        planes = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        source = tuple(value + pad for value in source)
+    size = size or (right - left, bottom - top)
+    scaled = [np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]), "F").resize(size, Image.Resampling.BICUBIC, box=source))
+              for c in range(planes.shape[2])]
+    out = np.stack(scaled, axis=2)
+    return out[..., 0] if canvas.ndim == 2 else out
+
+
+def box_weights(plan: EditPlan) -> np.ndarray:
+    """The blend weights (h, w) of the box: feathered inside the part of the box that the canvas
+    mask covers, 0 elsewhere (a box wider than the canvas keeps its ends)."""
     left, top, right, bottom = plan.box
     crop_left, crop_top, _ = plan.crop
-    scale = plan.scale
-    source = ((left - crop_left) * scale, (top - crop_top) * scale, (right - crop_left) * scale, (bottom - crop_top) * scale)
-    # a box reaching past the canvas: pad it with its edge (those pixels get weight 0 below)
-    pad = int(np.ceil(max(0.0, -source[0], -source[1], source[2] - plan.size, source[3] - plan.size)))
-    if pad:
-        canvas = Image.fromarray(np.pad(np.asarray(canvas), ((pad, pad), (pad, pad), (0, 0)), mode="edge"), canvas.mode)
-        source = tuple(value + pad for value in source)
-    region = np.asarray(canvas.resize((right - left, bottom - top), Image.Resampling.BICUBIC, box=source))
-    # the box pixels whose centres the mask covers (a box wider than the canvas keeps its ends)
     mask_left, mask_top, mask_right, mask_bottom = plan.mask
-    xs = (np.arange(left, right) + 0.5 - crop_left) * scale
-    ys = (np.arange(top, bottom) + 0.5 - crop_top) * scale
+    xs = (np.arange(left, right) + 0.5 - crop_left) * plan.scale
+    ys = (np.arange(top, bottom) + 0.5 - crop_top) * plan.scale
     cols = np.flatnonzero((xs >= mask_left) & (xs < mask_right))
     rows = np.flatnonzero((ys >= mask_top) & (ys < mask_bottom))
     weight = np.zeros((bottom - top, right - left), dtype=np.float32)
     if len(cols) and len(rows):
         weight[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = feather_weights(len(cols), len(rows))
-    return region, weight
+    return weight
+
+
+def to_pixels(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> (H, W, C) float in 0..255."""
+    return ((image.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).permute(1, 2, 0).numpy()
+
+
+def glyph_coverage(glyphs: torch.Tensor) -> torch.Tensor:
+    """The glyph input in [-1, 1] -> ink coverage in 0..1."""
+    return ((glyphs.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=2)
+def packaged_sr_model(device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
+    """The packaged grey SR model, loaded once per device: it sharpens the ink an edit lays on."""
+    return load_model(packaged_sr_dir(), device)
+
+
+def ink_sharpener(source: str, glyph_config: ModelConfig | None, sr_model: torch.nn.Module | None, sr_config: ModelConfig | None,
+                  device) -> dict:
+    """Keyword arguments of glyphs_for_prompts for the sharp ink layer: the grey SR model that fits
+    the grey model (given, or the packaged one), a size for typeset ink, or nothing (ink at the
+    painter's size) when no SR model fits."""
+    if source == "typeset":
+        return {"typeset_scale": TYPESET_INK_SCALE}
+    if sr_config is None:
+        folder = packaged_sr_dir()
+        sr_config = None if folder is None else load_checkpoint_config(folder)
+    grey_config = glyph_config if glyph_config is not None else load_checkpoint_config(default_checkpoint_dir())
+    if sr_config is None:
+        return {}
+    try:
+        check_sr_compatible(grey_config, sr_config)
+    except GlyphfuseError:
+        return {}  # e.g. a grey model of another size: its ink stays at the painter's size
+    if sr_model is None:
+        sr_model, sr_config = packaged_sr_model(str(device))
+    return {"sr_model": sr_model, "sr_config": sr_config}
 
 
 def read_box(image: Image.Image, box: Box) -> Image.Image:
@@ -160,6 +226,10 @@ def edit_picture(
     glyph_source: str = "model",
     glyph_model: torch.nn.Module | None = None,
     glyph_config: ModelConfig | None = None,
+    compose: str = "layers",
+    panel: float = DEFAULT_PANEL,
+    ink_sr_model: torch.nn.Module | None = None,
+    ink_sr_config: ModelConfig | None = None,
     show_progress: bool = False,
     **overrides,
 ) -> EditResult:
@@ -170,13 +240,24 @@ def edit_picture(
     method: "model" (an inpainting model), "repaint" (training-free, any colour base model; ``resample``
     rounds a step) or "auto". read: OCR the box of every candidate (default: when there are several).
     glyph_source, glyph_model, glyph_config: a painter's glyphs (glyphfuse.sampling.pipeline): ``model``
-    (default: the packaged grey model writes the text, best of the candidates by OCR, and every
-    candidate paints around that ink) or ``typeset``.
+    (default: the packaged grey model writes the text, once per candidate: candidate i paints
+    around its sample with seed + i) or ``typeset``.
+    compose: how a drawing becomes the box's pixels (:mod:`glyphfuse.editing.compose`): ``layers``
+    (default: the drawing blended in seamlessly; a painter's letters taken out of it and laid on
+    again sharp, from the grey SR model or typeset at twice the size) or ``canvas`` (the drawing
+    as it is, feathered in). panel (layers, 0..1): how much of the painter's own backing shows (0,
+    the default: none, the text goes onto the picture; 1: the panel or board it paints).
+    ink_sr_model, ink_sr_config: the grey SR model of the sharp ink (default: the packaged one,
+    when it fits the grey model).
     """
     started = time.perf_counter()
     settings = resolve_settings(settings, **overrides)
     check_edit_model(config)
     method = resolve_method(method, config)
+    if compose not in COMPOSITIONS:
+        raise GlyphfuseError(f"unknown composition {compose!r}; choose one of: {', '.join(COMPOSITIONS)}")
+    if not 0.0 <= panel <= 1.0:
+        raise GlyphfuseError(f"--panel {panel} is not between 0 (no backing: the text goes onto the picture) and 1 (the painter's backing)")
     if not text.strip():
         raise GlyphfuseError("the text to write is empty")
     check_prompt_lengths([text], config)
@@ -184,27 +265,59 @@ def edit_picture(
     plan = plan_edit(pixel_box, recipe_text_frame(FRAME_RECIPE, config.image_size)(text), config.image_size)
 
     count = settings.candidates
+    device = next(model.parameters()).device
     known = pil_to_tensor(canvas_of(picture, plan), channels=3)[None].expand(count, -1, -1, -1)  # (N, 3, S, S)
     mask = torch.zeros(count, 1, config.image_size, config.image_size)
     mask[:, :, plan.mask[1] : plan.mask[3], plan.mask[0] : plan.mask[2]] = 1.0
-    glyphs = None
+    glyphs = ink = None
     if config.glyphs:  # the canvas's text frame is where the grey model and the typesetter write
-        job_glyphs, _grey = glyphs_for_prompts([text], settings, config, glyph_source, glyph_model, glyph_config,
-                                               device=next(model.parameters()).device, show_progress=show_progress)
-        glyphs = job_glyphs.expand(count, -1, -1, -1)
+        sharp = ink_sharpener(glyph_source, glyph_config, ink_sr_model, ink_sr_config, device) if compose == "layers" else {}
+        # candidate i gets its own ink: the grey model's sample with seed + i (the box's OCR picks among them)
+        one_each = dataclasses.replace(settings, candidates=1)
+        ink, _ = glyphs_for_prompts([text] * count, one_each, config, glyph_source, glyph_model, glyph_config, device=device,
+                                        show_progress=show_progress, ocr=False, **sharp)  # (N, 1, kS, kS), k = 1 or 2
+        factor = ink.shape[-1] // config.image_size
+        glyphs = coverage_to_glyphs(F.avg_pool2d(glyph_coverage(ink), factor)) if factor > 1 else ink
     drawings = generate(model, config, [text] * count, settings, known=known, mask=mask, resample=resample, draw_kind=False,
                         glyphs=glyphs, show_progress=show_progress)  # prompt i: seed + i
 
-    candidates = []
-    for i, drawing in enumerate(drawings):
-        region, weight = drawn_region(tensor_to_pil(drawing), plan)
-        candidates.append(EditCandidate(settings.seed + i, picture.with_region(region, weight, pixel_box)))
+    weight = box_weights(plan)
+    candidates = [EditCandidate(settings.seed + i, picture.with_region(region, weight, pixel_box))
+                  for i, region in enumerate(box_regions(picture, plan, drawings, ink, glyphs, compose, panel))]
     if read if read is not None else count > 1:
         texts = reader.read_images([read_box(candidate.image, pixel_box) for candidate in candidates])
         for candidate, ocr, score in zip(candidates, texts, score_candidates(texts, text)):
             candidate.ocr, candidate.similarity = ocr, score
     best = select_best([candidate.similarity for candidate in candidates])
     return EditResult(candidates[best].image, best, candidates, plan, method, time.perf_counter() - started, coverage_note(plan), drawings)
+
+
+def box_regions(picture: Picture, plan: EditPlan, drawings: torch.Tensor, ink: torch.Tensor | None, glyphs: torch.Tensor | None,
+                compose: str, panel: float) -> list[np.ndarray]:
+    """Each candidate's box pixels (h, w, 3) uint8 (:mod:`glyphfuse.editing.compose`): from its
+    drawing (N, 3, S, S), its ink (N, 1, kS, kS) and glyphs (N, 1, S, S) when the model has them."""
+    pixel_box = plan.box
+    size = compose_size(pixel_box)  # (width, height): the box's own, or less for a huge box
+    box_size = (pixel_box[2] - pixel_box[0], pixel_box[3] - pixel_box[1])
+    rgb = np.asarray(picture.rgb)
+    surroundings, work_box = (rgb, pixel_box) if size == box_size else ring_picture(rgb, pixel_box, size)
+    ring_px = round(HALO_PX / plan.scale * size[0] / box_size[0])  # the legibility ring, in composed px
+    regions = []
+    for i, drawing in enumerate(drawings):
+        if compose == "canvas":
+            region = scale_to_box(to_pixels(drawing), plan, size)
+        elif ink is None:  # no ink layer: the drawing, moved seamlessly onto the picture
+            region = compose_layers(scale_to_box(to_pixels(drawing), plan, size), None, None, surroundings, work_box, 0, panel=1.0)
+        else:
+            coverage = glyph_coverage(glyphs[i])[0]  # (S, S) at the painter's size
+            background = scale_to_box(to_pixels(background_layer(drawing, coverage)), plan, size)
+            alpha = scale_to_box(glyph_coverage(ink[i])[0].numpy(), plan, size)  # (h, w) 0..1
+            region = compose_layers(background, alpha, painted_ink(drawing, coverage), surroundings, work_box, ring_px, panel)
+        if size != box_size:
+            region = np.stack([np.asarray(Image.fromarray(region[..., c].astype(np.float32), "F").resize(box_size, Image.Resampling.BICUBIC))
+                               for c in range(3)], axis=2)
+        regions.append(np.clip(np.rint(region), 0, 255).astype(np.uint8))
+    return regions
 
 
 def coverage_note(plan: EditPlan) -> str | None:

@@ -261,18 +261,24 @@ def sample_pipeline(prompt: str, settings: SamplingSettings | None = None, **kwa
 
 def glyphs_for_prompts(prompts: list[str], settings: SamplingSettings, painter_config: ModelConfig, source: str, glyph_model=None,
                        glyph_config: ModelConfig | None = None, device=None, ocr_processes: int | None = None,
-                       show_progress: bool = False) -> tuple[torch.Tensor, list[Candidate]]:
+                       show_progress: bool = False, sr_model=None, sr_config: ModelConfig | None = None,
+                       ocr: bool | None = None, typeset_scale: int = 1) -> tuple[torch.Tensor, list[Candidate]]:
     """(glyphs (J, 1, H, W) of the J jobs, the grey candidates seen on the way): typeset, or the ink
-    of the image that the grey model's own pipeline (same settings, no SR) chose for each job."""
+    of the image that the grey model's own pipeline (same settings, no SR) chose for each job.
+
+    With ``sr_model`` and ``sr_config`` (a grey SR model for the grey model) the glyphs are at the SR
+    size instead: the grey pipeline runs its SR stage too (glyphfuse edit's sharp ink layer);
+    typeset glyphs are drawn at ``typeset_scale`` times the painter's size. ``ocr``: as for
+    :func:`sample_many`."""
     check_glyph_source(source)
     if source == "typeset":
-        return typeset_glyphs(prompts, painter_config.image_size), []
+        return typeset_glyphs(prompts, painter_config.image_size * typeset_scale), []
     if glyph_model is None or glyph_config is None:
         glyph_model, glyph_config = packaged_glyph_model(device)
     check_glyph_model(glyph_config, painter_config)
     grey_settings = dataclasses.replace(settings, style=None, text_color=None, background_color=None)  # the scene is the painter's
-    written = sample_many(prompts, grey_settings, base_model=glyph_model, base_config=glyph_config, device=device,  # reads when choosing
-                          ocr_processes=ocr_processes, show_progress=show_progress)
+    written = sample_many(prompts, grey_settings, base_model=glyph_model, base_config=glyph_config, sr_model=sr_model, sr_config=sr_config,
+                          device=device, ocr=ocr, ocr_processes=ocr_processes, show_progress=show_progress)  # reads when choosing
     seen = []
     for result in written:
         for candidate in result.candidates:
