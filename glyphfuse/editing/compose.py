@@ -94,7 +94,8 @@ def legible_against(ink: torch.Tensor, background: np.ndarray, alpha: np.ndarray
     over a ``ring_px`` wide ring around the letters (``alpha`` (h, w) over :data:`INK_LEVEL`)."""
     letters = torch.from_numpy(np.ascontiguousarray(alpha > INK_LEVEL, dtype=np.float32))[None, None]
     ring_px = max(1, int(ring_px))
-    grown = F.max_pool2d(letters, 2 * ring_px + 1, stride=1, padding=ring_px)[0, 0].numpy() > 0
+    grown = F.max_pool2d(letters, (2 * ring_px + 1, 1), stride=1, padding=(ring_px, 0))  # a square window, one axis at a time
+    grown = F.max_pool2d(grown, (1, 2 * ring_px + 1), stride=1, padding=(0, ring_px))[0, 0].numpy() > 0
     ring = grown & (alpha < HOLE_LEVEL)
     if not ring.any():
         return ink

@@ -313,10 +313,12 @@ def box_regions(picture: Picture, plan: EditPlan, drawings: torch.Tensor, ink: t
             background = scale_to_box(to_pixels(background_layer(drawing, coverage)), plan, size)
             alpha = scale_to_box(glyph_coverage(ink[i])[0].numpy(), plan, size)  # (h, w) 0..1
             region = compose_layers(background, alpha, painted_ink(drawing, coverage), surroundings, work_box, ring_px, panel)
-        if size != box_size:
-            region = np.stack([np.asarray(Image.fromarray(region[..., c].astype(np.float32), "F").resize(box_size, Image.Resampling.BICUBIC))
-                               for c in range(3)], axis=2)
-        regions.append(np.clip(np.rint(region), 0, 255).astype(np.uint8))
+        pixels = np.empty((box_size[1], box_size[0], 3), dtype=np.uint8)
+        for c in range(3):  # scaled up to the box channel by channel (a huge box: 3 x 4 bytes a pixel at most)
+            plane = region[..., c] if size == box_size else np.asarray(
+                Image.fromarray(region[..., c].astype(np.float32), "F").resize(box_size, Image.Resampling.BICUBIC))
+            pixels[..., c] = np.clip(np.rint(plane), 0, 255)
+        regions.append(pixels)
     return regions
 
 

@@ -27,7 +27,8 @@ from glyphfuse.core.files import check_writable, write_bytes_atomic
 
 MAX_PIXELS = 40_000_000  # the largest picture edit decodes: 40 Mpx (e.g. 7,700 x 5,200)
 LOSSY_FORMATS = ("JPEG", "MPO")  # re-encoding changes every pixel
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # 16-bit greyscale as PIL opens it (PNG, TIFF)
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+BLEND_ROWS = 256  # Picture.with_region blends this many rows at a time  # 16-bit greyscale as PIL opens it (PNG, TIFF)
 
 
 @dataclass
@@ -48,8 +49,12 @@ class Picture:
         bottom) by ``weight`` (h, w) in [0, 1], in the picture's own mode. Pixels outside the box,
         and inside it where weight is 0, keep their exact input values."""
         left, top, right, bottom = box
-        old_rgb = np.asarray(self.rgb.crop(box), dtype=np.float32)
-        blended = np.rint(weight[..., None] * region_rgb + (1.0 - weight[..., None]) * old_rgb).astype(np.uint8)
+        old_rgb = np.asarray(self.rgb.crop(box))
+        blended = np.empty_like(old_rgb)
+        for start in range(0, bottom - top, BLEND_ROWS):  # in bands of rows: a huge box stays small in memory
+            rows = slice(start, start + BLEND_ROWS)
+            share = weight[rows, :, None]
+            blended[rows] = np.rint(share * region_rgb[rows] + (1.0 - share) * old_rgb[rows])
         original = np.asarray(self.image.crop(box))
         if self.image.mode == "RGBA":  # the colour changes, the alpha stays the input's
             patch_array = np.concatenate([blended, original[..., 3:]], axis=2)
