@@ -49,13 +49,14 @@ confusables-data)
     # 60,000 lines128 images plus 30,000 drawn from transcripts that drill the letters the base
     # confused (q written as g, b as h: examples/recipes/confusables_text.py), in one folder
     data=$work/confusables-data
-    if [ ! -f "$data/emph/metadata.jsonl" ]; then
+    if [ ! -f "$data/.complete" ]; then  # every step below reruns until the last one has finished
         "$glyphfuse" synth-fonts "$data" --recipe lines128 --count 60000 --seed 7 --workers 2 --overwrite --no-progress
         "${PYTHON:-python}" examples/recipes/confusables_text.py "$work/confusables-transcripts.txt" --count 40000 --seed 11
         "$glyphfuse" synth-fonts "$data/emph" --recipe lines128 --text-file "$work/confusables-transcripts.txt" \
             --count 30000 --seed 8 --workers 2 --overwrite --no-progress
         "${PYTHON:-python}" -c "import json, sys; rows = [json.loads(l) for l in open(sys.argv[1] + '/emph/metadata.jsonl')]; \
 open(sys.argv[1] + '/metadata.jsonl', 'a').writelines(json.dumps({**r, 'file_name': 'emph/' + r['file_name']}) + '\n' for r in rows)" "$data"
+        touch "$data/.complete"
     fi
     ;;
 confusables)

@@ -184,7 +184,7 @@ def ring_picture(picture_rgb: np.ndarray, box: tuple[int, int, int, int], size: 
     return small, (pad_left, pad_top, pad_left + width, pad_top + height)
 
 
-def compose_layers(background_region: np.ndarray, alpha: np.ndarray, ink: torch.Tensor | None, picture_rgb: np.ndarray,
+def compose_layers(background_region: np.ndarray | None, alpha: np.ndarray, ink: torch.Tensor | None, picture_rgb: np.ndarray,
                    box: tuple[int, int, int, int], ring_px: int, panel: float = DEFAULT_PANEL) -> np.ndarray:
     """The box's pixels (h, w, 3) float in 0..255: ``background_region`` (h, w, 3) moved seamlessly
     onto the picture, then the ``ink`` (3,) in [-1, 1], made legible against that background
@@ -192,11 +192,15 @@ def compose_layers(background_region: np.ndarray, alpha: np.ndarray, ink: torch.
 
     ``panel`` in 0..1: how much of the drawn background's own shape shows (a panel, a sign's
     board): 1 keeps all of it, 0 none, and the box is then the picture's surroundings filled in
-    smoothly (the harmonic function with the picture's values around the box) under the ink."""
-    drawn = background_region.astype(np.float64)
-    filled = seamless_offset(np.zeros_like(drawn), picture_rgb, box)  # the surroundings, filled in
-    moved = drawn + seamless_offset(drawn, picture_rgb, box)
-    background = np.clip(filled + panel * (moved - filled), 0.0, 255.0)
+    smoothly (the harmonic function with the picture's values around the box) under the ink; with
+    0 the drawn background is not needed (None)."""
+    height, width = (background_region if background_region is not None else alpha).shape[:2]
+    filled = seamless_offset(np.zeros((height, width, 3)), picture_rgb, box)  # the surroundings, filled in
+    background = filled
+    if panel > 0:
+        drawn = background_region.astype(np.float64)
+        background = filled + panel * (drawn + seamless_offset(drawn, picture_rgb, box) - filled)
+    background = np.clip(background, 0.0, 255.0)
     if ink is None:
         return background
     coverage = np.clip(alpha.astype(np.float64), 0.0, 1.0)

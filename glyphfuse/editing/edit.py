@@ -13,9 +13,9 @@ One edit (see :mod:`glyphfuse.editing.geometry` for the mapping):
    the text's frame sits in the middle of the box;
 2. the square of the picture the canvas shows is cut out and scaled to the model's size (edge
    pixels repeated where it reaches past the picture);
-3. a painter (glyph-guided inpainting model) needs the text's ink: the grey cascade writes it
-   (best of the candidates by OCR), or the font renderer typesets it, at twice the painter's size
-   where a grey SR model fits (the packaged one does);
+3. a painter (glyph-guided inpainting model) needs the text's ink: the grey cascade writes it once
+   per candidate (candidate i: seed + i), or the font renderer typesets it, at twice the painter's
+   size where a grey SR model fits (the packaged one does);
 4. the model draws inside the box's place and keeps the rest: an inpainting model sees the masked
    square and the mask; a plain colour base model runs training-free (RePaint: its known pixels
    are pasted back, noised, after every step) (``method``); a painter also sees the ink, at its
@@ -53,7 +53,7 @@ from glyphfuse.ocr import reader
 from glyphfuse.ocr.ranking import score_candidates
 from glyphfuse.sampling.generation import default_checkpoint_dir, generate, load_model, packaged_sr_dir
 from glyphfuse.sampling.inputs import check_prompt_lengths
-from glyphfuse.sampling.glyphs import coverage_to_glyphs
+from glyphfuse.sampling.glyphs import coverage_to_glyphs, glyphs_to_coverage
 from glyphfuse.sampling.pipeline import glyphs_for_prompts, select_best
 from glyphfuse.sampling.sr import check_sr_compatible
 from glyphfuse.sampling.settings import SamplingSettings, resolve_settings
@@ -168,11 +168,6 @@ def to_pixels(image: torch.Tensor) -> np.ndarray:
     return ((image.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).permute(1, 2, 0).numpy()
 
 
-def glyph_coverage(glyphs: torch.Tensor) -> torch.Tensor:
-    """The glyph input in [-1, 1] -> ink coverage in 0..1."""
-    return ((glyphs.float() + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
 @functools.lru_cache(maxsize=2)
 def packaged_sr_model(device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
     """The packaged grey SR model, loaded once per device: it sharpens the ink an edit lays on."""
@@ -277,7 +272,7 @@ def edit_picture(
         ink, _ = glyphs_for_prompts([text] * count, one_each, config, glyph_source, glyph_model, glyph_config, device=device,
                                         show_progress=show_progress, ocr=False, **sharp)  # (N, 1, kS, kS), k = 1 or 2
         factor = ink.shape[-1] // config.image_size
-        glyphs = coverage_to_glyphs(F.avg_pool2d(glyph_coverage(ink), factor)) if factor > 1 else ink
+        glyphs = coverage_to_glyphs(F.avg_pool2d(glyphs_to_coverage(ink), factor)) if factor > 1 else ink
     drawings = generate(model, config, [text] * count, settings, known=known, mask=mask, resample=resample, draw_kind=False,
                         glyphs=glyphs, show_progress=show_progress)  # prompt i: seed + i
 
@@ -309,9 +304,9 @@ def box_regions(picture: Picture, plan: EditPlan, drawings: torch.Tensor, ink: t
         elif ink is None:  # no ink layer: the drawing, moved seamlessly onto the picture
             region = compose_layers(scale_to_box(to_pixels(drawing), plan, size), None, None, surroundings, work_box, 0, panel=1.0)
         else:
-            coverage = glyph_coverage(glyphs[i])[0]  # (S, S) at the painter's size
-            background = scale_to_box(to_pixels(background_layer(drawing, coverage)), plan, size)
-            alpha = scale_to_box(glyph_coverage(ink[i])[0].numpy(), plan, size)  # (h, w) 0..1
+            coverage = glyphs_to_coverage(glyphs[i])[0]  # (S, S) at the painter's size
+            background = scale_to_box(to_pixels(background_layer(drawing, coverage)), plan, size) if panel > 0 else None
+            alpha = scale_to_box(glyphs_to_coverage(ink[i])[0].numpy(), plan, size)  # (h, w) 0..1
             region = compose_layers(background, alpha, painted_ink(drawing, coverage), surroundings, work_box, ring_px, panel)
         pixels = np.empty((box_size[1], box_size[0], 3), dtype=np.uint8)
         for c in range(3):  # scaled up to the box channel by channel (a huge box: 3 x 4 bytes a pixel at most)

@@ -27,8 +27,8 @@ from glyphfuse.core.files import check_writable, write_bytes_atomic
 
 MAX_PIXELS = 40_000_000  # the largest picture edit decodes: 40 Mpx (e.g. 7,700 x 5,200)
 LOSSY_FORMATS = ("JPEG", "MPO")  # re-encoding changes every pixel
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
-BLEND_ROWS = 256  # Picture.with_region blends this many rows at a time  # 16-bit greyscale as PIL opens it (PNG, TIFF)
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # 16-bit greyscale as PIL opens it (PNG, TIFF)
+BLEND_ROWS = 256  # Picture.with_region blends this many rows at a time
 
 
 @dataclass

@@ -49,6 +49,11 @@ def coverage_to_glyphs(coverage: torch.Tensor) -> torch.Tensor:
     return coverage * 2.0 - 1.0
 
 
+def glyphs_to_coverage(glyphs: torch.Tensor) -> torch.Tensor:
+    """The glyph input -1..1 -> ink coverage 0..1 (float)."""
+    return ((glyphs.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
 def typeset_glyphs(prompts: Sequence[str | None], size: int, recipe: str = FRAME_RECIPE) -> torch.Tensor:
     """(B, 1, size, size): each prompt typeset exactly where data of ``recipe`` writes it; None (the
     guidance null input) has no ink."""
@@ -94,7 +99,7 @@ def legible_ink(ink: torch.Tensor, halo: torch.Tensor, min_ratio: float = MIN_CO
 def ink_anchor(glyphs: torch.Tensor, halo_px: int = INK_HALO_PX) -> Projection:
     """The projection (x0 (B, 3, H, W) -> x0) that holds a painter's picture to ``glyphs`` (B, 1, H, W)
     in [-1, 1] (see the module docstring); a picture with no ink is left alone."""
-    coverage = ((glyphs.float() + 1.0) / 2.0).clamp(0.0, 1.0)  # (B, 1, H, W)
+    coverage = glyphs_to_coverage(glyphs)  # (B, 1, H, W)
     grown = F.max_pool2d(coverage, 2 * halo_px + 1, stride=1, padding=halo_px)
     halo = (grown - coverage).clamp(0.0, 1.0)
     ink_pixels, halo_pixels = coverage[:, 0] > 0.5, (grown[:, 0] > 0.5) & (coverage[:, 0] < 0.1)  # (B, H, W)
